@@ -1,7 +1,11 @@
 //! The sans-IO codec: bytes in, typed values out, and back. No sockets, clocks or tasks.
 //!
 //! * [`frame`]: length-prefixed frames (`tokio_util::codec::Decoder` contract).
+//! * [`message`]: request encoding and response decoding for every API and version.
+//! * [`schema`]: the response walker that keeps hostile input away from `kafka-protocol`.
 //! * [`varint`]: Kafka's varints.
 
 pub mod frame;
+pub mod message;
+pub mod schema;
 pub mod varint;
