@@ -109,8 +109,15 @@ mod tests {
         let cap_before = buf.capacity();
         assert!(matches!(
             d.decode(&mut buf),
-            Err(CodecError::FrameTooLarge { size: 0x1503_0300, max: 1024 })
+            Err(CodecError::FrameTooLarge {
+                size: 0x1503_0300,
+                max: 1024
+            })
         ));
-        assert_eq!(buf.capacity(), cap_before, "nothing reserved for a refused frame");
+        assert_eq!(
+            buf.capacity(),
+            cap_before,
+            "nothing reserved for a refused frame"
+        );
     }
 }

@@ -167,11 +167,20 @@ mod tests {
     #[test]
     fn rejects_overlong_and_truncated() {
         let mut s: &[u8] = &[0x80, 0x80];
-        assert!(matches!(read_uvarint(&mut s, "t"), Err(CodecError::Truncated { .. })));
+        assert!(matches!(
+            read_uvarint(&mut s, "t"),
+            Err(CodecError::Truncated { .. })
+        ));
         let mut s: &[u8] = &[0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert!(matches!(read_uvarint(&mut s, "t"), Err(CodecError::MalformedVarint { .. })));
+        assert!(matches!(
+            read_uvarint(&mut s, "t"),
+            Err(CodecError::MalformedVarint { .. })
+        ));
         let mut s: &[u8] = &[0xff; 11];
-        assert!(matches!(read_uvarlong(&mut s, "t"), Err(CodecError::MalformedVarint { .. })));
+        assert!(matches!(
+            read_uvarlong(&mut s, "t"),
+            Err(CodecError::MalformedVarint { .. })
+        ));
     }
 
     proptest! {
