@@ -8,5 +8,7 @@
 
 pub mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use error::{CodecError, Result};

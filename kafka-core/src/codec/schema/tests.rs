@@ -223,9 +223,32 @@ fn generated_bodies_decode_and_reencode_identically() {
                 if cut < body.len() {
                     assert!(validate_response_body(key as i16, version, &body[..cut]).is_err());
                 }
+                if seed == 0 && version == schema.valid.1 {
+                    write_fuzz_seed(schema, version, &body);
+                }
                 checked += 1;
             }
         }
     }
     assert!(checked > 10_000, "only {checked} bodies checked");
+}
+
+/// With `KAFKA_WRITE_FUZZ_SEEDS=<dir>`, writes one generated response per API in the layout
+/// of the `response` fuzz target: [schema index][version offset][correlation id][header][body].
+fn write_fuzz_seed(schema: &MessageSchema, version: i16, body: &[u8]) {
+    let Some(dir) = std::env::var_os("KAFKA_WRITE_FUZZ_SEEDS") else {
+        return;
+    };
+    let index = response_schemas()
+        .iter()
+        .position(|s| s.api_key == schema.api_key)
+        .unwrap();
+    let key = ApiKey::try_from(schema.api_key).unwrap();
+    let mut out = vec![index as u8, (version - schema.valid.0) as u8, 0, 0, 0, 1];
+    if key.response_header_version(version) >= 1 {
+        out.push(0);
+    }
+    out.extend_from_slice(body);
+    let path = std::path::Path::new(&dir).join(format!("{}_v{version}", schema.name));
+    std::fs::write(path, out).unwrap();
 }
