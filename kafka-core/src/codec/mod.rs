@@ -4,7 +4,9 @@
 //! * [`message`]: request encoding and response decoding for every API and version.
 //! * [`schema`]: the response walker that keeps hostile input away from `kafka-protocol`.
 //! * [`varint`]: Kafka's varints.
+//! * [`compression`]: record-batch compression codecs.
 
+pub mod compression;
 pub mod frame;
 pub mod message;
 pub mod schema;
