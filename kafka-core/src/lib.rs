@@ -13,6 +13,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kafka_error;
+pub mod net;
 
 pub use error::{CodecError, Result};
 pub use kafka_error::KafkaCode;
