@@ -233,21 +233,25 @@ impl Compressor {
     /// Compresses `input` with `codec` at the configured level. The result borrows the
     /// compressor's reused output buffer, valid until the next call.
     ///
-    /// `Compression::None` returns `input` itself.
-    pub fn compress<'s>(&'s mut self, codec: Compression, input: &'s [u8]) -> Result<&'s [u8]> {
+    /// `Compression::None` copies `input` into that buffer (callers normally skip the call).
+    pub fn compress(&mut self, codec: Compression, input: &[u8]) -> Result<&[u8]> {
         self.compress_with_level(codec, None, input)
     }
 
     /// As [`compress`](Self::compress), with `level` overriding the configured level for this
     /// call (ignored for none, snappy and lz4).
-    pub fn compress_with_level<'s>(
-        &'s mut self,
+    pub fn compress_with_level(
+        &mut self,
         codec: Compression,
         level: Option<i32>,
-        input: &'s [u8],
-    ) -> Result<&'s [u8]> {
+        input: &[u8],
+    ) -> Result<&[u8]> {
         match codec {
-            Compression::None => Ok(input),
+            Compression::None => {
+                self.out.clear();
+                self.out.extend_from_slice(input);
+                Ok(&self.out)
+            }
             Compression::Gzip => {
                 let level = level.map_or(self.levels.gzip, |l| l.clamp(0, 9) as u32);
                 self.gzip(level, input)?;
@@ -323,7 +327,7 @@ impl Compressor {
         Ok(())
     }
 
-    fn lz4<'s>(&'s mut self, input: &[u8]) -> Result<&'s [u8]> {
+    fn lz4(&mut self, input: &[u8]) -> Result<&[u8]> {
         const CODEC: Compression = Compression::Lz4;
         let enc = self.lz4.get_or_insert_with(|| {
             let info = lz4_flex::frame::FrameInfo::new()

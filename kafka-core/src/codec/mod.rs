@@ -5,9 +5,11 @@
 //! * [`schema`]: the response walker that keeps hostile input away from `kafka-protocol`.
 //! * [`varint`]: Kafka's varints.
 //! * [`compression`]: record-batch compression codecs.
+//! * [`records`]: record batches (magic 2) and legacy message sets (magic 0 and 1).
 
 pub mod compression;
 pub mod frame;
 pub mod message;
+pub mod records;
 pub mod schema;
 pub mod varint;
