@@ -26,3 +26,13 @@ fn frame_decoder_corpus() {
 fn response_corpus() {
     replay("response", kafka_core::fuzzing::response);
 }
+
+#[test]
+fn record_batches_corpus() {
+    replay("record_batches", kafka_core::fuzzing::record_batches);
+}
+
+#[test]
+fn record_roundtrip_corpus() {
+    replay("record_roundtrip", kafka_core::fuzzing::record_roundtrip);
+}

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use crate::codec::frame::DEFAULT_MAX_FRAME_SIZE;
 use crate::net::error::NetError;
+use crate::net::sasl::SaslConfig;
+use crate::net::tls::TlsConfig;
 
 /// Settings of a broker connection. Build with [`ConnectionConfig::default`] and the
 /// `with_*` methods; share it between connections as an `Arc`.
@@ -26,6 +28,10 @@ pub struct ConnectionConfig {
     /// `receive.message.max.bytes`: the largest response frame accepted, checked before
     /// anything is allocated. Default 100 MB.
     pub max_frame_size: usize,
+    /// TLS (`security.protocol` `SSL` or `SASL_SSL`). Default: none (plaintext).
+    pub tls: Option<TlsConfig>,
+    /// SASL (`security.protocol` `SASL_PLAINTEXT` or, with `tls`, `SASL_SSL`). Default: none.
+    pub sasl: Option<SaslConfig>,
 }
 
 impl Default for ConnectionConfig {
@@ -37,6 +43,8 @@ impl Default for ConnectionConfig {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            tls: None,
+            sasl: None,
         }
     }
 }
@@ -77,6 +85,18 @@ impl ConnectionConfig {
         self
     }
 
+    /// Connects with TLS.
+    pub fn with_tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Authenticates with SASL.
+    pub fn with_sasl(mut self, sasl: SaslConfig) -> Self {
+        self.sasl = Some(sasl);
+        self
+    }
+
     /// Checks the combination; `connect` calls it.
     pub fn validate(&self) -> Result<(), NetError> {
         for (what, value) in [
@@ -96,6 +116,12 @@ impl ConnectionConfig {
             return Err(NetError::Config {
                 reason: format!("max_frame_size {} is too small", self.max_frame_size),
             });
+        }
+        if let Some(tls) = &self.tls {
+            tls.client_config()?;
+        }
+        if let Some(sasl) = &self.sasl {
+            sasl.validate(self.tls.is_some())?;
         }
         if self.request_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(NetError::Config {

@@ -265,7 +265,18 @@ impl IoState {
     }
 
     fn io_error(&self, e: io::Error) -> NetError {
-        crate::net::tls::map_stream_error(&self.broker, e)
+        match crate::net::tls::map_stream_error(&self.broker, e) {
+            Ok(tls) => tls,
+            // TLS without close_notify, or a read cut short.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => NetError::ClosedByBroker {
+                broker: self.broker.clone(),
+                while_connecting: !self.ready.load(Ordering::Acquire),
+            },
+            Err(source) => NetError::Io {
+                broker: self.broker.clone(),
+                source,
+            },
+        }
     }
 }
 
@@ -507,7 +518,6 @@ impl Link {
     }
 
     /// Typed request: encode, round trip, decode, note the throttle.
-    #[allow(dead_code)] // used by SASL (next step)
     pub(crate) async fn request<R>(&self, req: &R, version: i16) -> Result<R::Response, NetError>
     where
         R: Request,
@@ -689,7 +699,6 @@ async fn negotiate(link: &Link, config: &ConnectionConfig) -> Result<ApiVersions
     }
 }
 
-#[allow(dead_code)] // crate-internal hooks for SASL re-authentication (next step)
 impl Connection {
     /// Connects to `host:port`: TCP (with `TCP_NODELAY`), TLS when configured, then the
     /// ApiVersions negotiation and SASL authentication when configured.
@@ -929,11 +938,9 @@ impl Connection {
 }
 
 /// A handle that does not keep the connection open (for its background tasks).
-#[allow(dead_code)] // used by SASL re-authentication (next step)
 #[derive(Clone)]
 pub(crate) struct WeakConnection(std::sync::Weak<Shared>);
 
-#[allow(dead_code)]
 impl WeakConnection {
     pub(crate) fn upgrade(&self) -> Option<Connection> {
         self.0.upgrade().map(|shared| Connection { shared })

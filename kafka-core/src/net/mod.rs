@@ -41,4 +41,6 @@ mod tests;
 pub use config::ConnectionConfig;
 pub use connection::{BrokerAddr, Connection};
 pub use error::{NetError, TlsFailure};
+pub use sasl::{BoxError, OAuthBearerToken, OAuthBearerTokenProvider, SaslConfig};
+pub use tls::TlsConfig;
 pub use versions::{ApiVersionRange, ApiVersionsTable};

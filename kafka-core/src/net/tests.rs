@@ -597,3 +597,251 @@ async fn dropping_every_handle_closes_the_socket() {
     drop(conn);
     assert!(c.read_request().await.is_none());
 }
+
+// ---- SASL against a fake broker ---------------------------------------------------------
+
+mod sasl_fake {
+    use super::*;
+    use crate::net::sasl::scram::ScramHash;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
+
+    async fn serve_handshake(c: &mut FakeConn, mechanism: &str) {
+        let req = c.read_request().await.unwrap();
+        assert_eq!((req.api_key, req.version), (17, 1));
+        let h: SaslHandshakeRequest = req.decode();
+        assert_eq!(h.mechanism.as_str(), mechanism);
+        c.respond(&req, &SaslHandshakeResponse::default()).await;
+    }
+
+    async fn read_auth(c: &mut FakeConn) -> (Req, String) {
+        let req = c.read_request().await.unwrap();
+        assert_eq!(req.api_key, 36);
+        let a: SaslAuthenticateRequest = req.decode();
+        (req, String::from_utf8(a.auth_bytes.to_vec()).unwrap())
+    }
+
+    fn auth_ok(bytes: &str, lifetime_ms: i64) -> SaslAuthenticateResponse {
+        SaslAuthenticateResponse::default()
+            .with_auth_bytes(Bytes::from(bytes.to_owned()))
+            .with_session_lifetime_ms(lifetime_ms)
+    }
+
+    /// A SCRAM server that checks the client proof; `tamper` corrupts its own signature.
+    async fn serve_scram(c: &mut FakeConn, hash: ScramHash, password: &str, tamper: bool) {
+        serve_handshake(c, hash.mechanism()).await;
+        let (req, first) = read_auth(c).await;
+        let bare = first.strip_prefix("n,,").unwrap().to_owned();
+        let cnonce = bare.split_once(",r=").unwrap().1.to_owned();
+        let server_first = format!("r={cnonce}-srv,s={},i=4096", BASE64.encode(b"salty"));
+        c.respond(&req, &auth_ok(&server_first, 0)).await;
+        let (req, fin) = read_auth(c).await;
+        let (without_proof, proof) = fin.split_once(",p=").unwrap();
+        let auth_message = format!("{bare},{server_first},{without_proof}");
+        let salted = hash.salted_password(password.as_bytes(), b"salty", 4096);
+        let client_key = hash.hmac_sign(&salted, b"Client Key");
+        let client_sig = hash.hmac_sign(&hash.hash(&client_key), auth_message.as_bytes());
+        let recovered: Vec<u8> = BASE64
+            .decode(proof)
+            .unwrap()
+            .iter()
+            .zip(&client_sig)
+            .map(|(a, b)| a ^ b)
+            .collect();
+        if recovered != client_key {
+            let resp = SaslAuthenticateResponse::default()
+                .with_error_code(58)
+                .with_error_message(Some(StrBytes::from_static_str("invalid credentials")));
+            c.respond(&req, &resp).await;
+            return;
+        }
+        let mut sig = hash.hmac_sign(
+            &hash.hmac_sign(&salted, b"Server Key"),
+            auth_message.as_bytes(),
+        );
+        if tamper {
+            sig[0] ^= 1;
+        }
+        c.respond(&req, &auth_ok(&format!("v={}", BASE64.encode(sig)), 0))
+            .await;
+    }
+
+    async fn connect_with(
+        sasl: SaslConfig,
+        serve: impl for<'a> FnOnce(&'a mut FakeConn) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>,
+    ) -> (Result<Connection, NetError>, FakeConn) {
+        let fake = FakeBroker::bind().await;
+        let cfg = Arc::new(ConnectionConfig::default().with_sasl(sasl));
+        let client = tokio::spawn(Connection::connect("127.0.0.1", fake.port, cfg));
+        let mut c = fake.accept().await;
+        c.serve_api_versions(&all_ranges()).await;
+        serve(&mut c).await;
+        (client.await.unwrap(), c)
+    }
+
+    use std::future::Future;
+    use std::pin::Pin;
+
+    #[tokio::test]
+    async fn scram_sha512_and_sha256_authenticate_and_verify_the_server() {
+        for hash in [ScramHash::Sha512, ScramHash::Sha256] {
+            let sasl = match hash {
+                ScramHash::Sha512 => SaslConfig::scram_sha512("alice", "s3cret"),
+                ScramHash::Sha256 => SaslConfig::scram_sha256("alice", "s3cret"),
+            };
+            let (conn, _c) =
+                connect_with(sasl, |c| Box::pin(serve_scram(c, hash, "s3cret", false))).await;
+            conn.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn scram_with_a_wrong_server_signature_fails() {
+        let (conn, _c) = connect_with(SaslConfig::scram_sha512("alice", "s3cret"), |c| {
+            Box::pin(serve_scram(c, ScramHash::Sha512, "s3cret", true))
+        })
+        .await;
+        let err = conn.unwrap_err();
+        match &err {
+            NetError::Sasl {
+                mechanism, reason, ..
+            } => {
+                assert_eq!(*mechanism, "SCRAM-SHA-512");
+                assert!(reason.contains("does not verify"), "{reason}");
+            }
+            other => panic!("expected a SASL error, got {other}"),
+        }
+        assert!(!err.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn scram_with_a_wrong_password_is_an_authentication_failure() {
+        let (conn, _c) = connect_with(SaslConfig::scram_sha256("alice", "wrong"), |c| {
+            Box::pin(serve_scram(c, ScramHash::Sha256, "s3cret", false))
+        })
+        .await;
+        let err = conn.unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                NetError::AuthenticationFailed { error_code: 58, message, .. } if message == "invalid credentials"
+            ),
+            "{err}"
+        );
+        assert!(!err.is_retriable());
+    }
+
+    #[tokio::test]
+    async fn unsupported_mechanism_lists_what_the_broker_enables() {
+        let (conn, _c) = connect_with(SaslConfig::scram_sha512("a", "b"), |c| {
+            Box::pin(async move {
+                let req = c.read_request().await.unwrap();
+                let resp = SaslHandshakeResponse::default()
+                    .with_error_code(33)
+                    .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]);
+                c.respond(&req, &resp).await;
+            })
+        })
+        .await;
+        let err = conn.unwrap_err();
+        assert!(
+            matches!(&err, NetError::UnsupportedSaslMechanism { enabled, .. } if enabled == &["PLAIN"]),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oauthbearer_sends_the_provider_token() {
+        let provider = || Ok(OAuthBearerToken::new("tok.en").with_extension("tenant", "t1"));
+        let (conn, _c) = connect_with(SaslConfig::oauthbearer(provider), |c| {
+            Box::pin(async move {
+                serve_handshake(c, "OAUTHBEARER").await;
+                let (req, msg) = read_auth(c).await;
+                assert_eq!(msg, "n,,\x01auth=Bearer tok.en\x01tenant=t1\x01\x01");
+                c.respond(&req, &auth_ok("", 0)).await;
+            })
+        })
+        .await;
+        conn.unwrap();
+        // A provider error is a clear SASL error.
+        let failing = || Err::<OAuthBearerToken, BoxError>("idp down".into());
+        let (conn, _c) = connect_with(SaslConfig::oauthbearer(failing), |c| {
+            Box::pin(serve_handshake(c, "OAUTHBEARER"))
+        })
+        .await;
+        let err = conn.unwrap_err();
+        assert!(err.to_string().contains("idp down"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn plain_over_plaintext_needs_the_dangerous_opt_in() {
+        let cfg = Arc::new(ConnectionConfig::default().with_sasl(SaslConfig::plain("u", "p")));
+        let err = Connection::connect("127.0.0.1", 1, cfg).await.unwrap_err();
+        assert!(matches!(err, NetError::Config { .. }), "{err}");
+    }
+
+    async fn serve_plain(c: &mut FakeConn, lifetime_ms: i64) {
+        serve_handshake(c, "PLAIN").await;
+        let (req, msg) = read_auth(c).await;
+        assert_eq!(msg, "\0u\0p");
+        c.respond(&req, &auth_ok("", lifetime_ms)).await;
+    }
+
+    #[tokio::test]
+    async fn reauthenticates_in_band_before_the_session_expires() {
+        let sasl = SaslConfig::plain("u", "p").dangerous_allow_plain_without_tls();
+        let (conn, mut c) = connect_with(sasl, |c| Box::pin(serve_plain(c, 1_000))).await;
+        let conn = conn.unwrap();
+        let authenticated = std::time::Instant::now();
+        // The next thing on the wire is the re-authentication, at 85-95% of 1 s.
+        let req = c.read_request().await.unwrap();
+        let at = authenticated.elapsed();
+        assert_eq!(req.api_key, 17, "SaslHandshake first");
+        assert!(
+            at >= Duration::from_millis(800) && at <= Duration::from_millis(1_000),
+            "re-authenticated after {at:?}"
+        );
+        // A request sent during re-authentication waits until it is done.
+        let during = tokio::spawn({
+            let conn = conn.clone();
+            async move { conn.send(metadata_for("during")).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        c.respond(&req, &SaslHandshakeResponse::default()).await;
+        let (req, msg) = read_auth(&mut c).await;
+        assert_eq!(msg, "\0u\0p");
+        c.respond(&req, &auth_ok("", 60_000)).await;
+        let req = c.read_request().await.unwrap();
+        assert_eq!(
+            req.api_key, 3,
+            "the held request goes after re-authentication"
+        );
+        c.respond(&req, &echo_topic(&req)).await;
+        during.await.unwrap().unwrap();
+        assert!(!conn.is_closed());
+    }
+
+    #[tokio::test]
+    async fn failed_reauthentication_closes_the_connection() {
+        let sasl = SaslConfig::plain("u", "p").dangerous_allow_plain_without_tls();
+        let (conn, mut c) = connect_with(sasl, |c| Box::pin(serve_plain(c, 200))).await;
+        let conn = conn.unwrap();
+        serve_handshake(&mut c, "PLAIN").await;
+        let (req, _) = read_auth(&mut c).await;
+        let resp = SaslAuthenticateResponse::default()
+            .with_error_code(58)
+            .with_error_message(Some(StrBytes::from_static_str("revoked")));
+        c.respond(&req, &resp).await;
+        for _ in 0..100 {
+            if conn.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let err = conn.send(metadata_for("x")).await.unwrap_err();
+        assert!(
+            matches!(err.root_cause(), NetError::AuthenticationFailed { .. }),
+            "{err}"
+        );
+    }
+}
