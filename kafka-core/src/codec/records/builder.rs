@@ -88,6 +88,12 @@ pub struct RecordBatchBuilder {
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// Largest uncompressed batch built so far: reserved up front by `reset`, which also makes
+    /// `BytesMut` reclaim the whole allocation (rather than grow past the previous batch).
+    high_water: usize,
+    /// `buf` is empty: the header placeholder (and the reservation) wait for the first
+    /// append, so that a batch just sealed can be dropped before its space is reclaimed.
+    fresh: bool,
 }
 
 impl RecordBatchBuilder {
@@ -105,6 +111,8 @@ impl RecordBatchBuilder {
             count: 0,
             base_timestamp: NO_TIMESTAMP,
             max_timestamp: NO_TIMESTAMP,
+            high_water: RECORD_BATCH_OVERHEAD,
+            fresh: true,
         };
         b.reset(opts);
         b
@@ -117,8 +125,18 @@ impl RecordBatchBuilder {
         self.base_timestamp = NO_TIMESTAMP;
         self.max_timestamp = NO_TIMESTAMP;
         self.buf.clear();
-        // The header is written at seal time; reserve its place now.
-        self.buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        self.fresh = true;
+    }
+
+    fn start(&mut self) {
+        if self.fresh {
+            self.fresh = false;
+            // Once the previous batches are dropped this takes back the whole allocation;
+            // while they are in flight it allocates what this batch will most likely need.
+            self.buf.reserve(self.high_water);
+            // The header is written at seal time; hold its place.
+            self.buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        }
     }
 
     /// The options of the batch being built.
@@ -139,7 +157,11 @@ impl RecordBatchBuilder {
     /// Size of the batch so far, header included, *before* compression: an upper bound on the
     /// sealed size (up to codec framing overhead), which is what `batch.size` is compared to.
     pub fn estimated_size(&self) -> usize {
-        self.buf.len()
+        if self.fresh {
+            RECORD_BATCH_OVERHEAD
+        } else {
+            self.buf.len()
+        }
     }
 
     /// What [`estimated_size`](Self::estimated_size) would be after appending this record,
@@ -163,7 +185,7 @@ impl RecordBatchBuilder {
             value,
             headers,
         );
-        self.buf.len() + varint_len(body.min(i32::MAX as usize) as i32) + body
+        self.estimated_size() + varint_len(body.min(i32::MAX as usize) as i32) + body
     }
 
     /// Appends one record with the next offset; returns its offset delta.
@@ -197,6 +219,7 @@ impl RecordBatchBuilder {
                 len: body,
             });
         }
+        self.start();
         let buf = &mut self.buf;
         buf.reserve(5 + body);
         put_varint(buf, body as i32);
@@ -235,6 +258,8 @@ impl RecordBatchBuilder {
     /// not send them.
     pub fn seal(&mut self, compressor: &mut Compressor) -> Result<Bytes> {
         let opts = self.opts;
+        self.start();
+        self.high_water = self.high_water.max(self.buf.len());
         if opts.compression != Compression::None {
             let compressed = compressor.compress_with_level(
                 opts.compression,
