@@ -297,16 +297,11 @@ pub(crate) async fn wrap(
     let connector = tokio_rustls::TlsConnector::from(client_config);
     match connector.connect(server_name.clone(), tcp).await {
         Ok(stream) => Ok((Box::new(stream), true)),
-        Err(e) => Err(handshake_error(broker, &server_name, tls, e)),
+        Err(e) => Err(handshake_error(broker, &server_name, e)),
     }
 }
 
-fn handshake_error(
-    broker: &str,
-    server_name: &ServerName<'_>,
-    tls: &TlsConfig,
-    e: io::Error,
-) -> NetError {
+fn handshake_error(broker: &str, server_name: &ServerName<'_>, e: io::Error) -> NetError {
     if let Some(err) = rustls_error(&e) {
         let (kind, mut message) = describe(err);
         if kind == TlsFailure::NameMismatch {
@@ -315,9 +310,6 @@ fn handshake_error(
                  subjectAltName, or set TlsConfig::with_server_name",
                 server_name.to_str()
             );
-        }
-        if kind == TlsFailure::AlertReceived && tls.client_auth.is_none() {
-            message.push_str(" (does the listener require a client certificate?)");
         }
         return NetError::Tls {
             broker: broker.to_owned(),
@@ -372,10 +364,24 @@ fn describe(err: &rustls::Error) -> (TlsFailure, String) {
             };
             (kind, format!("invalid broker certificate: {err}{hint}"))
         }
-        E::AlertReceived(alert) => (
-            TlsFailure::AlertReceived,
-            format!("the broker sent TLS alert {alert:?}"),
-        ),
+        E::AlertReceived(alert) => {
+            use rustls::AlertDescription as A;
+            let hint = match alert {
+                A::BadCertificate
+                | A::CertificateRequired
+                | A::CertificateUnknown
+                | A::UnknownCA
+                | A::HandshakeFailure => {
+                    ": it rejected this client's certificate, or wanted one (a listener with \
+                     ssl.client.auth=required needs TlsConfig::with_client_cert_pem_files)"
+                }
+                _ => "",
+            };
+            (
+                TlsFailure::AlertReceived,
+                format!("the broker sent TLS alert {alert:?}{hint}"),
+            )
+        }
         E::InvalidMessage(_) | E::InappropriateMessage { .. } => (
             TlsFailure::NotTls,
             format!("the broker does not speak TLS here ({err}): is this a plaintext listener?"),
