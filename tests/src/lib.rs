@@ -17,9 +17,11 @@
 //! - The ports are fixed (PLAINTEXT 9092.., SSL 9192.., MTLS 9292.., SASL_PLAINTEXT 9392..,
 //!   SASL_SSL 9492..), so one cluster runs at a time. A test binary (one file under
 //!   `tests/tests/`) uses one [`ClusterSpec`]; put tests that need another spec in another
-//!   file. `cargo test` runs binaries one after the other, and the kit replaces a running
-//!   cluster that does not fit (`up --replace`). Under `cargo nextest`, give the binaries
-//!   that use the kit a test group with `max-threads = 1`.
+//!   file. The kit replaces a running cluster that does not fit (`up --replace`), but only
+//!   once no other process holds a lease on it: each test process holds one while it lives
+//!   (`up --lease-for <pid>`), so concurrent test binaries (nextest, or two engineers on
+//!   one machine) that want different clusters take turns instead of breaking each other,
+//!   and those that want the same cluster share it.
 //! - The cluster outlives the test binary, so the next binary with the same spec starts in
 //!   no time; `scripts/kafka down` stops it. Topics therefore persist between binaries:
 //!   name them with [`unique_topic`].
@@ -541,7 +543,11 @@ fn start(spec: &ClusterSpec) -> Result<Cluster, String> {
             return Ok(Cluster::external(&bootstrap));
         }
     }
-    let args = spec.script_args();
+    let mut args = spec.script_args();
+    // Hold a lease on the cluster while this process lives: a concurrent test binary that
+    // needs another spec waits for us instead of replacing the cluster under our feet.
+    args.push("--lease-for".to_string());
+    args.push(std::process::id().to_string());
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let started = std::time::Instant::now();
     let out = run_script(&arg_refs);
