@@ -594,3 +594,36 @@ fn broker_restart_mid_session() {
         }
     });
 }
+
+#[test]
+fn concurrent_metadata_refreshes_coalesce() {
+    let _serial = serial();
+    let kafka = kafka();
+    runtime().block_on(async {
+        let client = connect(kafka).await;
+        let topic = unique_topic("client-coalesce");
+        create_topic(&client, &topic, 1, replication(kafka)).await;
+        let before = client.metadata_refreshes();
+        // Five callers at once: one Metadata request goes out, the others wait for it and
+        // share its answer.
+        let t = [topic.as_str()];
+        let (a, b, c, d, e) = tokio::join!(
+            client.refresh_metadata(&t),
+            client.refresh_metadata(&t),
+            client.refresh_metadata(&t),
+            client.refresh_metadata(&t),
+            client.refresh_metadata(&t),
+        );
+        for r in [a, b, c, d, e] {
+            assert_eq!(r.unwrap().partitions(&topic).len(), 1);
+        }
+        assert_eq!(client.metadata_refreshes(), before + 1);
+        // A caller wanting a topic the in-flight refresh does not cover asks again.
+        let other = unique_topic("client-coalesce-other");
+        let o = [other.as_str()];
+        let (x, y) = tokio::join!(client.refresh_metadata(&t), client.refresh_metadata(&o));
+        x.unwrap();
+        assert!(y.unwrap().topic(&other).is_some_and(|t| !t.error.is_ok()));
+        assert_eq!(client.metadata_refreshes(), before + 3);
+    });
+}

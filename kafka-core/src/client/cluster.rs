@@ -683,6 +683,11 @@ impl Client {
         self.inner.pool.close_all();
     }
 
+    /// How many metadata refreshes completed (a coalesced call does not count).
+    pub fn metadata_refreshes(&self) -> u64 {
+        *lock(&self.inner.generation)
+    }
+
     /// Number of open pooled connections (for tests and metrics).
     pub fn open_connections(&self) -> usize {
         self.inner.pool.open_connections()
@@ -754,6 +759,133 @@ mod tests {
                 }
             ),
             "{err}"
+        );
+    }
+
+    fn offline_client(timeout: Duration) -> Client {
+        let config = ClientConfig::new(["127.0.0.1:1"])
+            .unwrap()
+            .with_default_api_timeout(timeout);
+        Client::new(config).unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_backs_off_until_success() {
+        let client = offline_client(Duration::from_secs(60));
+        let start = Instant::now();
+        let mut calls = 0;
+        let got = client
+            .retry("test", || {
+                calls += 1;
+                let n = calls;
+                async move {
+                    if n < 4 {
+                        Err(Error::kafka(
+                            KafkaCode::LeaderNotAvailable,
+                            ErrorContext::new(),
+                        ))
+                    } else {
+                        Ok(n)
+                    }
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(got, 4);
+        // Three waits of 100, 200, 400 ms, each within ±20 %.
+        let waited = start.elapsed();
+        assert!(
+            waited >= Duration::from_millis(560) && waited <= Duration::from_millis(840),
+            "{waited:?}"
+        );
+        // The stale-metadata code marked metadata for refresh.
+        assert!(lock(&client.inner.metadata).needs_refresh(std::time::Instant::now()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_stops_at_non_retriable_errors_and_at_the_deadline() {
+        let client = offline_client(Duration::from_secs(5));
+        let mut calls = 0;
+        let err = client
+            .retry("test", || {
+                calls += 1;
+                async {
+                    Err::<(), _>(Error::kafka(
+                        KafkaCode::TopicAuthorizationFailed,
+                        ErrorContext::new(),
+                    ))
+                }
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls, 1);
+        assert_eq!(err.kafka_code(), Some(KafkaCode::TopicAuthorizationFailed));
+
+        let start = Instant::now();
+        let err = client
+            .retry("test", || async {
+                Err::<(), _>(Error::kafka(
+                    KafkaCode::RequestTimedOut,
+                    ErrorContext::new(),
+                ))
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Timeout { what: "test", .. }), "{err}");
+        assert_eq!(err.kafka_code(), Some(KafkaCode::RequestTimedOut));
+        assert!(start.elapsed() <= Duration::from_secs(5));
+        // An operation that hangs is cut at the deadline.
+        let start = Instant::now();
+        let err = client
+            .retry("hang", || std::future::pending::<ClientResult<()>>())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Timeout {
+                what: "hang",
+                last: None,
+                ..
+            }
+        ));
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn coordinator_errors_drop_the_cached_coordinator() {
+        let client = offline_client(Duration::from_secs(1));
+        lock(&client.inner.coordinators).insert(CoordinatorKind::Group, "g", 3);
+        lock(&client.inner.coordinators).insert(CoordinatorKind::Group, "h", 3);
+        assert_eq!(
+            client
+                .coordinator(CoordinatorKind::Group, "g")
+                .await
+                .unwrap(),
+            3
+        );
+        let err = client
+            .check(
+                KafkaCode::NotCoordinator.as_i16(),
+                ErrorContext::new().coordinator(CoordinatorKind::Group, "g"),
+            )
+            .unwrap_err();
+        assert!(err.needs_coordinator_refresh());
+        assert_eq!(
+            lock(&client.inner.coordinators).get(CoordinatorKind::Group, "g"),
+            None
+        );
+        assert_eq!(
+            lock(&client.inner.coordinators).get(CoordinatorKind::Group, "h"),
+            Some(3)
+        );
+        // COORDINATOR_LOAD_IN_PROGRESS keeps it: the broker is the coordinator, just busy.
+        let _ = client.check(
+            KafkaCode::CoordinatorLoadInProgress.as_i16(),
+            ErrorContext::new().coordinator(CoordinatorKind::Group, "h"),
+        );
+        assert_eq!(
+            lock(&client.inner.coordinators).get(CoordinatorKind::Group, "h"),
+            Some(3)
         );
     }
 
