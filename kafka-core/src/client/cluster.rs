@@ -837,7 +837,7 @@ mod tests {
         // An operation that hangs is cut at the deadline.
         let start = Instant::now();
         let err = client
-            .retry("hang", || std::future::pending::<ClientResult<()>>())
+            .retry("hang", std::future::pending::<ClientResult<()>>)
             .await
             .unwrap_err();
         assert!(matches!(
