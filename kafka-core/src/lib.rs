@@ -4,6 +4,8 @@
 //!   headers, message bodies (through the `kafka-protocol` schemas, guarded against hostile
 //!   input), record batches and compression.
 //! * [`kafka_error`]: Kafka's error codes ([`KafkaCode`]) and the one retriability rule.
+//! * [`client`]: the cluster view ([`Client`]): bootstrap, metadata, routing, connection pool,
+//!   coordinator lookup, retries, and the raw request escape hatch.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -15,5 +17,9 @@ pub mod fuzzing;
 pub mod kafka_error;
 pub mod net;
 
+pub use client::{Client, ClientConfig};
 pub use error::{CodecError, Result};
 pub use kafka_error::KafkaCode;
+/// The `kafka-protocol` crate this crate speaks, for the raw request escape hatch
+/// ([`Client::send_to`]): build requests with the same version of the message types.
+pub use kafka_protocol as protocol;
