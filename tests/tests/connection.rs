@@ -374,3 +374,59 @@ async fn tls_client_on_a_plaintext_port_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// KIP-368 against the real broker: the kit's secured clusters expire SASL sessions after
+/// `connections.max.reauth.ms` (10 s). A connection that re-authenticates in band stays usable
+/// across several session lifetimes; one that does not is cut off by the broker on its first
+/// request after expiry. The second half proves the first is not passing by accident.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sasl_sessions_are_reauthenticated_before_the_broker_expires_them() {
+    let lifetime_ms: u64 = kafka()
+        .env("KAFKA_KIT_SASL_REAUTH_MS")
+        .expect("the kit sets connections.max.reauth.ms on secured clusters")
+        .parse()
+        .unwrap();
+    let (user, password) = creds();
+    let reauth = connect(
+        Listener::SaslSsl,
+        base()
+            .with_tls(tls())
+            .with_sasl(SaslConfig::scram_sha512(&user, &password)),
+    )
+    .await
+    .expect("SCRAM-SHA-512 over SASL_SSL");
+    let no_reauth = connect(
+        Listener::SaslSsl,
+        base()
+            .with_tls(tls())
+            .with_sasl(SaslConfig::scram_sha512(&user, &password).without_reauthentication()),
+    )
+    .await
+    .expect("SCRAM-SHA-512 over SASL_SSL, without re-authentication");
+    check_metadata(&reauth).await;
+    check_metadata(&no_reauth).await;
+
+    // Keep the first connection busy for 2.5 lifetimes: every request must succeed.
+    let step = Duration::from_millis(500);
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(lifetime_ms * 5 / 2);
+    let mut requests = 0;
+    while tokio::time::Instant::now() < deadline {
+        check_metadata(&reauth).await;
+        requests += 1;
+        tokio::time::sleep(step).await;
+    }
+    assert!(requests > 10);
+
+    // The second connection's session expired long ago: the broker closes it.
+    let err = no_reauth
+        .send(MetadataRequest::default().with_topics(None))
+        .await
+        .expect_err("the broker must disconnect an expired SASL session");
+    assert!(
+        matches!(
+            err.root_cause(),
+            NetError::ClosedByBroker { .. } | NetError::Io { .. }
+        ),
+        "{err:?}"
+    );
+}
