@@ -8,7 +8,7 @@ use super::{
     MAGIC_OFFSET, MIN_RECORD_SIZE, RECORD_BATCH_OVERHEAD,
 };
 use crate::codec::compression::{Compression, Decompressor, DEFAULT_MAX_DECOMPRESSED_SIZE};
-use crate::codec::varint::{read_varint, read_varlong};
+use crate::codec::varint::{read_uvarint, read_uvarlong};
 use crate::error::{CodecError, Result};
 
 /// The smallest legacy message after `LOG_OVERHEAD` (magic 0: crc, magic, attributes, key
@@ -394,16 +394,36 @@ pub struct Records<'a> {
 }
 
 impl<'a> Records<'a> {
-    fn corrupt(&self, reason: &str) -> CodecError {
-        CodecError::CorruptBatch {
-            base_offset: self.batch.header.base_offset,
-            reason: reason.into(),
+    /// The fields before the key (length, attributes, timestamp delta, offset delta) when
+    /// they sit in the next 8 bytes with one- or two-byte varints, as they nearly always do:
+    /// decoded from one load instead of a chain of dependent byte loads. Anything else is
+    /// left to [`prefix`](Self::prefix), which also reports the errors.
+    #[inline(always)]
+    fn prefix_fast(&mut self) -> Option<(u8, i64, i32, &'a [u8])> {
+        let r = self.rest;
+        let mut w = u64::from_le_bytes(r.get(..8)?.try_into().ok()?);
+        let mut n = 0usize;
+        let len = unzigzag(take_short_varint(&mut w, &mut n)?);
+        let start = n;
+        let len = usize::try_from(len).ok()?;
+        if len > r.len() - start {
+            return None;
         }
+        let attributes = w as u8;
+        w >>= 8;
+        n += 1;
+        let ts = unzigzag(take_short_varint(&mut w, &mut n)?);
+        let od = unzigzag(take_short_varint(&mut w, &mut n)?);
+        if n > start + len {
+            return None;
+        }
+        self.rest = &r[start + len..];
+        Some((attributes, ts.into(), od, &r[n..start + len]))
     }
 
-    #[inline]
-    fn next_v2(&mut self) -> Result<RecordView<'a>> {
-        let len = read_varint(&mut self.rest, "record length")?;
+    /// The general (and error-reporting) reader of the fields before the key.
+    fn prefix(&mut self) -> Result<(u8, i64, i32, &'a [u8])> {
+        let len = varint(&mut self.rest, "record length")?;
         if len < 0 || len as usize > self.rest.len() {
             return Err(CodecError::InvalidLength {
                 what: "record",
@@ -420,11 +440,27 @@ impl<'a> Records<'a> {
             });
         };
         body = tail;
-        let timestamp_delta = read_varlong(&mut body, "record timestamp delta")?;
-        let offset_delta = read_varint(&mut body, "record offset delta")?;
+        let timestamp_delta = varlong(&mut body, "record timestamp delta")?;
+        let offset_delta = varint(&mut body, "record offset delta")?;
+        Ok((attributes, timestamp_delta, offset_delta, body))
+    }
+
+    fn corrupt(&self, reason: &str) -> CodecError {
+        CodecError::CorruptBatch {
+            base_offset: self.batch.header.base_offset,
+            reason: reason.into(),
+        }
+    }
+
+    #[inline]
+    fn next_v2(&mut self) -> Result<RecordView<'a>> {
+        let (attributes, timestamp_delta, offset_delta, mut body) = match self.prefix_fast() {
+            Some(prefix) => prefix,
+            None => self.prefix()?,
+        };
         let key = read_nullable(&mut body, "record key")?;
         let value = read_nullable(&mut body, "record value")?;
-        let header_count = read_varint(&mut body, "record header count")?;
+        let header_count = varint(&mut body, "record header count")?;
         // Each header costs at least two bytes (key and value lengths).
         if header_count < 0 || header_count as usize > body.len() / 2 {
             return Err(CodecError::InvalidLength {
@@ -452,13 +488,72 @@ impl<'a> Records<'a> {
     }
 }
 
+/// Takes a one- or two-byte unsigned varint off the low end of `w` (bytes in wire order);
+/// `None` for a longer one.
+#[inline(always)]
+fn take_short_varint(w: &mut u64, n: &mut usize) -> Option<u32> {
+    let b0 = *w as u32 & 0xff;
+    if b0 < 0x80 {
+        *w >>= 8;
+        *n += 1;
+        return Some(b0);
+    }
+    let b1 = (*w >> 8) as u32 & 0xff;
+    if b1 < 0x80 {
+        *w >>= 16;
+        *n += 2;
+        return Some((b0 & 0x7f) | b1 << 7);
+    }
+    None
+}
+
+#[inline(always)]
+fn unzigzag(v: u32) -> i32 {
+    ((v >> 1) as i32) ^ -((v & 1) as i32)
+}
+
+/// Reads a zig-zag `VARINT`. Record fields are almost always one or two bytes long: those
+/// are decoded inline, the rest by the general reader.
+#[inline(always)]
+fn varint(buf: &mut &[u8], what: &'static str) -> Result<i32> {
+    let v = match **buf {
+        [b0, ref rest @ ..] if b0 < 0x80 => {
+            *buf = rest;
+            u32::from(b0)
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            u32::from(b0 & 0x7f) | u32::from(b1) << 7
+        }
+        _ => read_uvarint(buf, what)?,
+    };
+    Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+}
+
+/// Reads a zig-zag `VARLONG`, short ones inline.
+#[inline(always)]
+fn varlong(buf: &mut &[u8], what: &'static str) -> Result<i64> {
+    let v = match **buf {
+        [b0, ref rest @ ..] if b0 < 0x80 => {
+            *buf = rest;
+            u64::from(b0)
+        }
+        [b0, b1, ref rest @ ..] if b1 < 0x80 => {
+            *buf = rest;
+            u64::from(b0 & 0x7f) | u64::from(b1) << 7
+        }
+        _ => read_uvarlong(buf, what)?,
+    };
+    Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
+}
+
 /// Reads a `VARINT`-length-prefixed byte string; -1 is null.
 #[inline]
 pub(super) fn read_nullable<'a>(
     buf: &mut &'a [u8],
     what: &'static str,
 ) -> Result<Option<&'a [u8]>> {
-    let len = read_varint(buf, what)?;
+    let len = varint(buf, what)?;
     if len < 0 {
         if len == -1 {
             return Ok(None);
