@@ -161,3 +161,52 @@ pub enum CodecError {
         len: usize,
     },
 }
+
+impl CodecError {
+    /// Whether the error is about bytes received off the wire (a garbled or cut frame, a
+    /// corrupt batch), as opposed to a request that cannot be encoded, an unknown API or an
+    /// unsupported version. Only the former may go away on a new connection: the latter fail
+    /// the same way every time, so retrying them only burns the caller's deadline.
+    pub fn is_wire_corruption(&self) -> bool {
+        !matches!(
+            self,
+            CodecError::Encode { .. }
+                | CodecError::TooLarge { .. }
+                | CodecError::UnknownApiKey { .. }
+                | CodecError::UnsupportedVersion { .. }
+                | CodecError::UnknownCompression { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_received_bytes_count_as_wire_corruption() {
+        assert!(CodecError::NegativeFrameSize { size: -1 }.is_wire_corruption());
+        assert!(CodecError::CorrelationMismatch {
+            expected: 1,
+            actual: 2
+        }
+        .is_wire_corruption());
+        assert!(CodecError::Truncated {
+            what: "x",
+            needed: 1
+        }
+        .is_wire_corruption());
+        let encode = CodecError::Encode {
+            api: "DescribeCluster",
+            version: 1,
+            message: "A field is set that is not available on the selected protocol version".into(),
+        };
+        assert!(!encode.is_wire_corruption());
+        assert!(!CodecError::UnknownApiKey { api_key: 999 }.is_wire_corruption());
+        assert!(!CodecError::TooLarge {
+            what: "request",
+            len: 1 << 31
+        }
+        .is_wire_corruption());
+    }
+}

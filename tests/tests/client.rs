@@ -72,12 +72,16 @@ async fn wait_for_brokers(client: &Client, kafka: &Cluster) {
     let want = kafka.brokers().len();
     client
         .retry("all brokers registered", || async {
-            let resp = client
-                .send_to(
-                    Target::AnyBroker,
-                    DescribeClusterRequest::default().with_include_fenced_brokers(true),
-                )
+            // `include_fenced_brokers` exists from DescribeCluster v2 (Kafka 4.0); 3.9 brokers
+            // list only unfenced brokers anyway.
+            let (_, conn) = client
+                .connection(&Target::AnyBroker, ConnectionClass::Admin)
                 .await?;
+            let v2 = conn.max_version(60).is_some_and(|v| v >= 2);
+            let resp = conn
+                .send(DescribeClusterRequest::default().with_include_fenced_brokers(v2))
+                .await
+                .map_err(|e| Error::net(e, ErrorContext::new().api("DescribeCluster")))?;
             client.check(resp.error_code, ErrorContext::new().api("DescribeCluster"))?;
             let live = resp.brokers.iter().filter(|b| !b.is_fenced).count();
             if live == want {
@@ -584,9 +588,24 @@ fn broker_restart_mid_session() {
             .await
             .unwrap();
         assert!(!new_conn.is_closed());
-        // Metadata still lists the broker, and the cluster works end to end.
-        let m = client.refresh_all_metadata().await.unwrap();
-        assert!(m.broker(victim).is_some());
+        // Metadata lists the broker again once it has re-registered with the controller (it
+        // answers ApiVersions a little earlier than that), and the cluster works end to end.
+        wait_for_brokers(&client, kafka).await;
+        // Brokers apply the metadata log at their own pace (and a refresh may join one that
+        // was sent before the broker returned): poll until the answer lists it again.
+        let mut listed = Vec::new();
+        for _ in 0..100 {
+            let m = client.refresh_all_metadata().await.unwrap();
+            listed = m.brokers().map(|b| b.node_id).collect();
+            if m.broker(victim).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            listed.contains(&victim),
+            "broker {victim} missing from metadata: {listed:?}"
+        );
         let topic = unique_topic("client-restart");
         create_topic(&client, &topic, 3, replication(kafka)).await;
         for p in 0..3 {

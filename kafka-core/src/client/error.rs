@@ -287,6 +287,32 @@ mod tests {
         assert!(c.to_string().contains("Group coordinator for \"g\""));
     }
 
+    /// Regression: a request the negotiated version cannot carry (DescribeCluster with
+    /// `include_fenced_brokers` against Kafka 3.9, which has only v1) used to be retried until
+    /// the deadline, as if the network had garbled it.
+    #[test]
+    fn requests_that_cannot_be_encoded_are_not_retried() {
+        let encode = Error::net(
+            NetError::Codec(crate::CodecError::Encode {
+                api: "DescribeCluster",
+                version: 1,
+                message: "A field is set that is not available on the selected protocol version"
+                    .into(),
+            }),
+            ErrorContext::new().api("DescribeCluster"),
+        );
+        assert!(!encode.is_retriable());
+        assert!(!encode.needs_metadata_refresh());
+        let garbled = Error::net(
+            NetError::Codec(crate::CodecError::CorrelationMismatch {
+                expected: 1,
+                actual: 2,
+            }),
+            ErrorContext::new(),
+        );
+        assert!(garbled.is_retriable());
+    }
+
     #[test]
     fn timeouts_keep_the_last_code() {
         let last = Error::kafka(KafkaCode::LeaderNotAvailable, ErrorContext::new());

@@ -239,8 +239,10 @@ impl NetError {
             | NetError::Io { .. }
             | NetError::ClosedByBroker { .. }
             | NetError::UnknownCorrelationId { .. } => true,
-            // A frame cut or garbled in transit; a new connection may do better.
-            NetError::Codec(_) => true,
+            // A frame cut or garbled in transit: a new connection may do better. A request
+            // that cannot be encoded (a field the negotiated version lacks, say) fails the
+            // same way every time.
+            NetError::Codec(e) => e.is_wire_corruption(),
             NetError::Tls { kind, .. } => matches!(kind, TlsFailure::Other),
             _ => false,
         }
