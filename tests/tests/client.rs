@@ -622,6 +622,29 @@ fn concurrent_metadata_refreshes_coalesce() {
         let client = connect(kafka).await;
         let topic = unique_topic("client-coalesce");
         create_topic(&client, &topic, 1, replication(kafka)).await;
+        // Brokers apply the topic's creation at their own pace, and each refresh below may be
+        // answered by any of them: wait until every broker reports the partition.
+        for broker in kafka.brokers() {
+            let mut known = false;
+            for _ in 0..100 {
+                let resp = client
+                    .send_to(
+                        Target::Broker(broker.id),
+                        kafka_protocol::messages::MetadataRequest::default().with_topics(Some(
+                            vec![kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                                .with_name(Some(TopicName(topic.clone().into())))],
+                        )),
+                    )
+                    .await
+                    .unwrap();
+                known = resp.topics.first().is_some_and(|t| t.partitions.len() == 1);
+                if known {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            assert!(known, "broker {} never reported {topic}", broker.id);
+        }
         let before = client.metadata_refreshes();
         // Five callers at once: one Metadata request goes out, the others wait for it and
         // share its answer.
