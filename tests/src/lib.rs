@@ -15,7 +15,8 @@
 //!
 //! Rules of the road:
 //! - The ports are fixed (PLAINTEXT 9092.., SSL 9192.., MTLS 9292.., SASL_PLAINTEXT 9392..,
-//!   SASL_SSL 9492..), so one cluster runs at a time. A test binary (one file under
+//!   SASL_SSL 9492..), so one cluster runs at a time per checkout; another checkout can run its
+//!   own beside it with `KAFKA_KIT_PORT_OFFSET` (e.g. 1000) in its environment. A test binary (one file under
 //!   `tests/tests/`) uses one [`ClusterSpec`]; put tests that need another spec in another
 //!   file. The kit replaces a running cluster that does not fit (`up --replace`), but only
 //!   once no other process holds a lease on it: each test process holds one while it lives
