@@ -124,7 +124,7 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
     let mut a = acc();
     let t0 = Instant::now();
     for _ in 0..6 {
-        let _ = append(&mut a, 0, t0);
+        drop(append(&mut a, 0, t0));
     }
     a.begin_flush();
     // Three batches of two records: all in flight at once (max 5 per node, one per request).
@@ -204,7 +204,7 @@ fn an_unsent_batch_expires_as_not_persisted_and_later_ones_are_renumbered() {
     let mut a = acc();
     let t0 = Instant::now();
     let mut old = append(&mut a, 0, t0);
-    let _ = append(&mut a, 0, t0);
+    drop(append(&mut a, 0, t0));
     // A new batch 5 s later (the first is full after two records).
     let t5 = t0 + Duration::from_secs(5);
     let mut young = append(&mut a, 0, t5);
@@ -240,7 +240,7 @@ fn an_ambiguous_batch_is_never_restamped() {
     let mut a = acc();
     let t0 = Instant::now();
     let mut first = append(&mut a, 0, t0);
-    let _ = append(&mut a, 0, t0);
+    drop(append(&mut a, 0, t0));
     let mut second = append(&mut a, 0, t0);
     a.begin_flush();
     let j = drain(&mut a, t0).into_iter().next().unwrap();
@@ -316,7 +316,7 @@ fn fencing_is_fatal_for_transactional_producers() {
 fn restamp_rewrites_the_crc() {
     let mut a = acc();
     let t0 = Instant::now();
-    let _ = append(&mut a, 1, t0);
+    drop(append(&mut a, 1, t0));
     a.begin_flush();
     let j = drain(&mut a, t0).into_iter().next().unwrap();
     let b = &j.batches[0];
