@@ -145,7 +145,7 @@ impl Inner {
     }
 
     /// Acts on what a completion or expiry asks for.
-    pub(crate) fn apply(&self, f: Followups) {
+    pub(crate) fn apply(&self, mut f: Followups) {
         if f.released > 0 {
             self.memory.add_permits(f.released);
         }
@@ -156,12 +156,13 @@ impl Inner {
         if f.refresh_metadata {
             self.refresh_metadata_soon();
         }
-        if let Some(e) = f.abortable {
+        if let Some(e) = f.abortable.take() {
             self.set_abortable(e);
         }
-        if let Some(e) = f.fatal {
+        if let Some(e) = f.fatal.take() {
             self.set_fatal(e);
         }
+        f.resolve();
         self.progress.notify_waiters();
     }
 

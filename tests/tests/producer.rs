@@ -129,7 +129,7 @@ fn round_trip_in_every_codec_read_back_by_kcat() {
             }
             producer.close(Duration::from_secs(10)).await.unwrap();
             let stats = producer.stats();
-            assert_eq!(stats.records_acked, 300);
+            assert_eq!(stats.records_acked, 300, "{codec:?}: {stats:?}");
             assert_eq!(stats.batches_failed, 0);
 
             let lines = kcat_read(kafka.bootstrap(), &topic, &[]);
