@@ -98,6 +98,9 @@ pub(crate) struct Inner {
     pub(crate) closed_hard: AtomicBool,
     /// The current transaction has partitions or offsets at the coordinator (EndTxn needed).
     pub(crate) txn_started: AtomicBool,
+    /// Transactions use protocol v2 (KIP-890): the coordinator's cluster has
+    /// `transaction.version` >= 2 and supports EndTxn v5 and Produce v12.
+    pub(crate) tv2: AtomicBool,
     refreshing: Arc<AtomicBool>,
 }
 
@@ -275,6 +278,7 @@ impl Producer {
             stats: Stats::default(),
             closed_hard: AtomicBool::new(false),
             txn_started: AtomicBool::new(false),
+            tv2: AtomicBool::new(false),
             refreshing: Arc::new(AtomicBool::new(false)),
             config,
         });
