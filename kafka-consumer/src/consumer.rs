@@ -150,6 +150,7 @@ pub struct Consumer {
     group: Option<ClassicGroup>,
     listener: Option<RebalanceListener>,
     next_auto_commit: Instant,
+    last_upkeep: Option<Instant>,
     closed: bool,
 }
 
@@ -205,6 +206,7 @@ impl Consumer {
             next_pattern_refresh: now,
             group,
             listener: None,
+            last_upkeep: None,
             closed: false,
         })
     }
@@ -607,6 +609,7 @@ impl Consumer {
 
     /// Waits for the next record.
     pub async fn recv(&mut self) -> Result<ConsumerRecord> {
+        self.upkeep().await?;
         loop {
             if let Some(r) = self.pop_ready() {
                 return Ok(r);
@@ -621,6 +624,7 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         let max = self.config.max_poll_records;
         let mut out = Vec::new();
+        self.upkeep().await?;
         loop {
             while out.len() < max {
                 match self.pop_ready() {
@@ -644,6 +648,7 @@ impl Consumer {
         let max = self.config.max_poll_records;
         let mut out = Vec::new();
         let mut count = 0;
+        self.upkeep().await?;
         // Records already decoded for recv() come first, as one owned batch each.
         if !self.ready.is_empty() {
             self.ready.clear();
@@ -806,6 +811,39 @@ impl Consumer {
     }
 
     // ---------------------------------------------------------------- the loop
+
+    /// What must happen at least once per poll even when records are ready: group
+    /// upkeep (rebalances, liveness), auto-commit of what earlier polls handed out,
+    /// fetch responses that already arrived, new fetches. Cheap when nothing is due
+    /// (at most every 50 ms unless the group needs attention).
+    async fn upkeep(&mut self) -> Result<()> {
+        self.check_open()?;
+        let now = Instant::now();
+        if self
+            .last_upkeep
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(50))
+            && !(matches!(
+                self.subscription,
+                Subscription::Topics(_) | Subscription::Pattern(_)
+            ) && self
+                .group
+                .as_ref()
+                .is_some_and(ClassicGroup::needs_attention))
+        {
+            return Ok(());
+        }
+        self.last_upkeep = Some(now);
+        self.group_upkeep().await?;
+        self.maybe_auto_commit().await;
+        while let Some(done) = self.inflight.try_join_next() {
+            match done {
+                Ok(done) => self.handle_fetch(done),
+                Err(e) => tracing::error!(error = %e, "fetch task failed"),
+            }
+        }
+        self.start_fetches();
+        Ok(())
+    }
 
     /// One round: group upkeep, positions, metadata, fetches; then waits for one fetch
     /// response (or the deadline, or a group timer) and processes it.

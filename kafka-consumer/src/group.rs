@@ -149,6 +149,11 @@ impl ClassicGroup {
         lock(&self.shared).last_poll = Instant::now();
     }
 
+    /// Whether the poll must act now (rejoin, lost membership).
+    pub fn needs_attention(&self) -> bool {
+        self.rejoin_reason.is_some() || !self.joined || lock(&self.shared).health != Health::Stable
+    }
+
     /// When the poll should look at the group again.
     pub fn next_deadline(&self, now: Instant) -> Instant {
         now + Duration::from_millis(500)

@@ -137,7 +137,11 @@ pub(crate) async fn fetch_committed(
         .retry("offset fetch", || async {
             let target = Target::group(group);
             let (node, conn) = client.connection(&target, ConnectionClass::Group).await?;
-            let version = conn.max_version(ApiKey::OffsetFetch as i16).unwrap_or(1);
+            // v10 names topics by id only; v9 is enough for everything here.
+            let version = conn
+                .max_version(ApiKey::OffsetFetch as i16)
+                .unwrap_or(1)
+                .min(9);
             let ctx = || {
                 ErrorContext::new()
                     .broker(node)
@@ -173,7 +177,7 @@ pub(crate) async fn fetch_committed(
                     ));
             }
             let resp = conn
-                .send(req)
+                .send_at(req, version)
                 .await
                 .map_err(|e| ClientError::net(e, ctx()))?;
             let mut out = HashMap::new();
@@ -263,7 +267,11 @@ pub(crate) async fn commit(
         .retry("offset commit", || async {
             let target = Target::group(group);
             let (node, conn) = client.connection(&target, ConnectionClass::Group).await?;
-            let version = conn.max_version(ApiKey::OffsetCommit as i16).unwrap_or(2);
+            // v10 names topics by id only; v9 is enough for everything here.
+            let version = conn
+                .max_version(ApiKey::OffsetCommit as i16)
+                .unwrap_or(2)
+                .min(9);
             let ctx = || {
                 ErrorContext::new()
                     .broker(node)
@@ -280,7 +288,7 @@ pub(crate) async fn commit(
                     req.with_group_instance_id(who.instance_id.clone().map(StrBytes::from_string));
             }
             let resp = conn
-                .send(req)
+                .send_at(req, version)
                 .await
                 .map_err(|e| ClientError::net(e, ctx()))?;
             for t in &resp.topics {
