@@ -335,11 +335,10 @@ fn cooperative_sticky(
     let mut owner: HashMap<TopicPartition, (i32, &str)> = HashMap::new();
     for m in members {
         for tp in &m.subscription.owned {
-            if !partitions
+            let exists = partitions
                 .get(&*tp.topic)
-                .is_some_and(|&n| tp.partition < n)
-                || !eligible(m, tp)
-            {
+                .is_some_and(|&n| tp.partition < n);
+            if !(exists && eligible(m, tp)) {
                 continue;
             }
             let g = m.subscription.generation;
