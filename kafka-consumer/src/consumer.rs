@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::budget::MemoryBudget;
 use crate::config::{ConsumerConfig, GroupProtocol, OffsetReset, MIN_DECOMPRESS_ROOM};
 use crate::error::{ConsumerError, Result};
-use crate::group::{ClassicGroup, GroupEvent};
+use crate::group::{GroupEvent, GroupMember};
 use crate::offsets::{self, Committer, OffsetAndEpoch, EARLIEST, LATEST};
 use crate::partition::{scan_batches, Drained, NeedPosition, PartState};
 use crate::record::{ConsumerRecord, FetchedBatch, TimestampKind};
@@ -147,7 +147,7 @@ pub struct Consumer {
     subscription: Subscription,
     subscribed_topics: Vec<String>,
     next_pattern_refresh: Instant,
-    group: Option<ClassicGroup>,
+    group: Option<GroupMember>,
     listener: Option<RebalanceListener>,
     next_auto_commit: Instant,
     last_upkeep: Option<Instant>,
@@ -178,10 +178,10 @@ impl Consumer {
         );
         let budget = MemoryBudget::new(config.memory_budget, room);
         let decoder = BatchDecoder::new(room).verify_crc(config.check_crcs);
-        let group = match (&config.group_id, config.group_protocol) {
-            (Some(g), _) => Some(ClassicGroup::new(g.clone(), &config)),
-            (None, _) => None,
-        };
+        let group = config
+            .group_id
+            .as_ref()
+            .map(|g| GroupMember::new(g.clone(), &config));
         let now = Instant::now();
         Ok(Self {
             next_auto_commit: now + config.auto_commit_interval,
@@ -504,9 +504,15 @@ impl Consumer {
             .collect()
     }
 
-    /// The group member id and generation (classic), if a member.
+    /// The group member id and generation (classic) or member epoch (KIP-848), if a
+    /// member.
     pub fn group_membership(&self) -> Option<(String, i32)> {
         self.group.as_ref().and_then(|g| g.membership())
+    }
+
+    /// The group protocol in use (`None` without a group, or before the first poll).
+    pub fn group_protocol(&self) -> Option<GroupProtocol> {
+        self.group.as_ref().and_then(GroupMember::protocol)
     }
 
     // ---------------------------------------------------------------- commits
@@ -828,7 +834,7 @@ impl Consumer {
             ) && self
                 .group
                 .as_ref()
-                .is_some_and(ClassicGroup::needs_attention))
+                .is_some_and(GroupMember::needs_attention))
         {
             return Ok(());
         }

@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::assignor::{self, Assignment, Member, Subscription};
+use crate::kip848::ConsumerGroup;
 use crate::config::{AssignorKind, ConsumerConfig, GroupProtocol};
 use crate::error::{ConsumerError, Result};
 use crate::offsets::Committer;
@@ -67,9 +68,6 @@ pub struct ClassicGroup {
     rejoin_reason: Option<String>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     rack: Option<String>,
-    protocol_checked: bool,
-    want_consumer_protocol: bool,
-    fallback: bool,
 }
 
 fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -103,9 +101,6 @@ impl ClassicGroup {
             rejoin_reason: Some("initial join".into()),
             heartbeat: None,
             rack: config.client_rack.clone(),
-            protocol_checked: false,
-            want_consumer_protocol: config.group_protocol == GroupProtocol::Consumer,
-            fallback: config.group_protocol_fallback,
         }
     }
 
@@ -176,9 +171,6 @@ impl ClassicGroup {
         owned: &[TopicPartition],
         config: &ConsumerConfig,
     ) -> Result<Vec<GroupEvent>> {
-        if !self.protocol_checked {
-            self.check_protocol(client).await?;
-        }
         let health = lock(&self.shared).health;
         let mut events = Vec::new();
         let mut owned: Vec<TopicPartition> = owned.to_vec();
@@ -241,29 +233,6 @@ impl ClassicGroup {
         lock(&self.shared).health = Health::Stable;
         self.start_heartbeat(client, config);
         Ok(events)
-    }
-
-    async fn check_protocol(&mut self, client: &Client) -> Result<()> {
-        if self.want_consumer_protocol {
-            let (_, conn) = client
-                .connection(&Target::group(self.id.clone()), ConnectionClass::Group)
-                .await?;
-            let has = conn
-                .max_version(ApiKey::ConsumerGroupHeartbeat as i16)
-                .is_some();
-            if !has && !self.fallback {
-                return Err(ConsumerError::GroupProtocolUnsupported);
-            }
-            if has {
-                // KIP-848 membership is not built yet: the classic protocol is used, and
-                // said so loudly (the broker still runs the group as classic).
-                tracing::warn!(group = %self.id, "group.protocol=consumer is not implemented by this client yet; using classic");
-            } else {
-                tracing::warn!(group = %self.id, "broker lacks KIP-848; falling back to group.protocol=classic");
-            }
-        }
-        self.protocol_checked = true;
-        Ok(())
     }
 
     async fn join_and_sync(
@@ -671,6 +640,143 @@ async fn heartbeat_loop(
             // The coordinator has surely expired us by now.
             lock(&shared).health = Health::Lost(KafkaCode::UnknownMemberId);
             return;
+        }
+    }
+}
+
+/// The group membership of a consumer: classic, or KIP-848 (`group.protocol=consumer`),
+/// decided on the first poll from what the coordinator supports.
+#[derive(Debug)]
+pub struct GroupMember {
+    classic: ClassicGroup,
+    kip848: Option<ConsumerGroup>,
+    decided: bool,
+    want_kip848: bool,
+    fallback: bool,
+    config_id: String,
+}
+
+impl GroupMember {
+    /// A member of `id` that has not joined yet.
+    pub fn new(id: String, config: &ConsumerConfig) -> Self {
+        Self {
+            classic: ClassicGroup::new(id.clone(), config),
+            kip848: None,
+            decided: config.group_protocol == GroupProtocol::Classic,
+            want_kip848: config.group_protocol == GroupProtocol::Consumer,
+            fallback: config.group_protocol_fallback,
+            config_id: id,
+        }
+    }
+
+    /// The protocol in use (`None` before the first poll decided it).
+    pub fn protocol(&self) -> Option<GroupProtocol> {
+        if !self.decided {
+            None
+        } else if self.kip848.is_some() {
+            Some(GroupProtocol::Consumer)
+        } else {
+            Some(GroupProtocol::Classic)
+        }
+    }
+
+    /// The group id.
+    pub fn id(&self) -> &str {
+        &self.config_id
+    }
+
+    /// Whether the member joined.
+    pub fn is_member(&self) -> bool {
+        match &self.kip848 {
+            Some(g) => g.is_member(),
+            None => self.classic.is_member(),
+        }
+    }
+
+    /// (member id, generation or member epoch).
+    pub fn membership(&self) -> Option<(String, i32)> {
+        match &self.kip848 {
+            Some(g) => g.membership(),
+            None => self.classic.membership(),
+        }
+    }
+
+    pub(crate) fn committer(&self) -> Committer {
+        match &self.kip848 {
+            Some(g) => g.committer(),
+            None => self.classic.committer(),
+        }
+    }
+
+    /// Asks for a rejoin (classic; KIP-848 members send their new subscription instead).
+    pub fn request_rejoin(&mut self, reason: &str) {
+        self.classic.request_rejoin(reason);
+    }
+
+    /// The application polled.
+    pub fn note_poll(&self) {
+        match &self.kip848 {
+            Some(g) => g.note_poll(),
+            None => self.classic.note_poll(),
+        }
+    }
+
+    /// Whether the poll must act now.
+    pub fn needs_attention(&self) -> bool {
+        !self.decided
+            || match &self.kip848 {
+                Some(g) => g.needs_attention(),
+                None => self.classic.needs_attention(),
+            }
+    }
+
+    /// When to look again.
+    pub fn next_deadline(&self, now: Instant) -> Instant {
+        self.classic.next_deadline(now)
+    }
+
+    /// Stops heartbeating.
+    pub fn stop_heartbeat(&mut self) {
+        match &mut self.kip848 {
+            Some(g) => g.stop_heartbeat(),
+            None => self.classic.stop_heartbeat(),
+        }
+    }
+
+    /// Leaves the group.
+    pub async fn leave(&mut self, client: &Client) {
+        match &mut self.kip848 {
+            Some(g) => g.leave(client).await,
+            None => self.classic.leave(client).await,
+        }
+    }
+
+    /// See [`ClassicGroup::ensure_active`].
+    pub async fn ensure_active(
+        &mut self,
+        client: &Client,
+        topics: &[String],
+        owned: &[TopicPartition],
+        config: &ConsumerConfig,
+    ) -> Result<Vec<GroupEvent>> {
+        if !self.decided {
+            let (_, conn) = client
+                .connection(&Target::group(self.config_id.clone()), ConnectionClass::Group)
+                .await?;
+            let has = conn.max_version(ApiKey::ConsumerGroupHeartbeat as i16).is_some();
+            if has && self.want_kip848 {
+                self.kip848 = Some(ConsumerGroup::new(self.config_id.clone(), config));
+            } else if self.want_kip848 && !self.fallback {
+                return Err(ConsumerError::GroupProtocolUnsupported);
+            } else if self.want_kip848 {
+                metrics::counter!("kafka_consumer_group_protocol_fallbacks_total").increment(1);
+                tracing::warn!(group = %self.config_id, "the broker lacks ConsumerGroupHeartbeat (KIP-848); group.protocol.fallback=classic: using the classic protocol");
+            }
+            self.decided = true;
+        }
+        match &mut self.kip848 {
+            Some(g) => g.ensure_active(client, topics, owned, config).await,
+            None => self.classic.ensure_active(client, topics, owned, config).await,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod config;
 mod consumer;
 pub mod error;
 pub mod group;
+pub mod kip848;
 mod offsets;
 mod partition;
 mod record;

@@ -1049,3 +1049,81 @@ fn mixed_group_with_kcat_and_the_java_console_consumer() {
     drop(kcat);
     drop(java);
 }
+
+#[test]
+fn kip848_group_splits_partitions_and_reads_everything() {
+    runtime().block_on(async {
+        let topic = unique_topic("cons-848");
+        let group = unique_topic("g-848");
+        let client = setup(&topic, 4).await;
+        for p in 0..4 {
+            produce(
+                &client,
+                &topic,
+                p,
+                100,
+                25,
+                10,
+                now_ms(),
+                &[Compression::None],
+            )
+            .await;
+        }
+        let cfg = || {
+            base(kafka().bootstrap())
+                .group_id(group.clone())
+                .group_protocol(kafka_consumer::GroupProtocol::Consumer)
+                .max_poll_records(10)
+                .build()
+                .unwrap()
+        };
+        let mut a = Consumer::connect(cfg()).await.unwrap();
+        let mut b = Consumer::connect(cfg()).await.unwrap();
+        a.subscribe([topic.clone()]).unwrap();
+        b.subscribe([topic.clone()]).unwrap();
+        let mut keys: HashMap<String, usize> = HashMap::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut both_had_partitions = false;
+        while keys.len() < 400 || !both_had_partitions {
+            assert!(
+                Instant::now() < deadline,
+                "{} of 400 records; assignments {:?} / {:?}",
+                keys.len(),
+                a.assignment(),
+                b.assignment()
+            );
+            for c in [&mut a, &mut b] {
+                for r in c.poll(Duration::from_millis(200)).await.unwrap() {
+                    let k = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                    *keys.entry(k).or_default() += 1;
+                }
+            }
+            let (na, nb) = (a.assignment().len(), b.assignment().len());
+            if na > 0 && nb > 0 {
+                assert_eq!(na + nb, 4, "overlapping or missing partitions");
+                both_had_partitions = true;
+            }
+        }
+        assert_eq!(
+            a.group_protocol(),
+            Some(kafka_consumer::GroupProtocol::Consumer)
+        );
+        assert!(a.group_membership().unwrap().1 > 0, "member epoch");
+        assert_eq!(keys.len(), 400);
+        // The broker runs it as a KIP-848 group.
+        let described = kafka().tool_ok(
+            "consumer-groups",
+            &[
+                "--bootstrap-server",
+                kafka().bootstrap(),
+                "--describe",
+                "--group",
+                &group,
+                "--state",
+            ],
+        );
+        assert!(described.contains("Stable"), "{described}");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
