@@ -23,9 +23,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::assignor::{self, Assignment, Member, Subscription};
-use crate::kip848::ConsumerGroup;
 use crate::config::{AssignorKind, ConsumerConfig, GroupProtocol};
 use crate::error::{ConsumerError, Result};
+use crate::kip848::ConsumerGroup;
 use crate::offsets::Committer;
 use crate::TopicPartition;
 
@@ -761,9 +761,14 @@ impl GroupMember {
     ) -> Result<Vec<GroupEvent>> {
         if !self.decided {
             let (_, conn) = client
-                .connection(&Target::group(self.config_id.clone()), ConnectionClass::Group)
+                .connection(
+                    &Target::group(self.config_id.clone()),
+                    ConnectionClass::Group,
+                )
                 .await?;
-            let has = conn.max_version(ApiKey::ConsumerGroupHeartbeat as i16).is_some();
+            let has = conn
+                .max_version(ApiKey::ConsumerGroupHeartbeat as i16)
+                .is_some();
             if has && self.want_kip848 {
                 self.kip848 = Some(ConsumerGroup::new(self.config_id.clone(), config));
             } else if self.want_kip848 && !self.fallback {
@@ -774,9 +779,19 @@ impl GroupMember {
             }
             self.decided = true;
         }
-        match &mut self.kip848 {
-            Some(g) => g.ensure_active(client, topics, owned, config).await,
-            None => self.classic.ensure_active(client, topics, owned, config).await,
+        if let Some(g) = &mut self.kip848 {
+            match g.ensure_active(client, topics, owned, config).await {
+                Err(ConsumerError::GroupProtocolUnsupported) if self.fallback => {
+                    g.stop_heartbeat();
+                    self.kip848 = None;
+                    metrics::counter!("kafka_consumer_group_protocol_fallbacks_total").increment(1);
+                    tracing::warn!(group = %self.config_id, "the brokers refuse ConsumerGroupHeartbeat (KIP-848 not enabled); group.protocol.fallback=classic: using the classic protocol");
+                }
+                r => return r,
+            }
         }
+        self.classic
+            .ensure_active(client, topics, owned, config)
+            .await
     }
 }

@@ -12,7 +12,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kafka_core::client::{Client, ConnectionClass, CoordinatorKind, Error as ClientError, ErrorContext, Target};
+use kafka_core::client::{
+    Client, ConnectionClass, CoordinatorKind, Error as ClientError, ErrorContext, Target,
+};
 use kafka_core::KafkaCode;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
 use kafka_protocol::messages::{ApiKey, ConsumerGroupHeartbeatRequest, GroupId, TopicName};
@@ -124,7 +126,11 @@ impl ConsumerGroup {
         let s = lock(&self.shared);
         Committer {
             generation: if s.joined { s.epoch } else { -1 },
-            member_id: if s.joined { s.member_id.clone() } else { String::new() },
+            member_id: if s.joined {
+                s.member_id.clone()
+            } else {
+                String::new()
+            },
             instance_id: self.instance_id.clone(),
         }
     }
@@ -239,7 +245,16 @@ impl ConsumerGroup {
         let rack = config.client_rack.clone();
         let rebalance_timeout = config.max_poll_interval;
         self.task = Some(tokio::spawn(async move {
-            heartbeat_loop(client, shared, wake, group, instance, rack, rebalance_timeout).await;
+            heartbeat_loop(
+                client,
+                shared,
+                wake,
+                group,
+                instance,
+                rack,
+                rebalance_timeout,
+            )
+            .await;
         }));
     }
 
@@ -306,7 +321,11 @@ async fn heartbeat_loop(
             let req = ConsumerGroupHeartbeatRequest::default()
                 .with_group_id(GroupId(StrBytes::from_string(group.clone())))
                 .with_member_id(StrBytes::from_string(member_id.clone()))
-                .with_member_epoch(if instance.is_some() { STATIC_LEAVE_EPOCH } else { LEAVE_EPOCH })
+                .with_member_epoch(if instance.is_some() {
+                    STATIC_LEAVE_EPOCH
+                } else {
+                    LEAVE_EPOCH
+                })
                 .with_instance_id(instance.clone().map(StrBytes::from_string));
             let _ = client.send_to(Target::group(group.clone()), req).await;
             {
@@ -364,7 +383,11 @@ async fn heartbeat_loop(
                 .with_topic_partitions(Some(
                     by_topic
                         .into_iter()
-                        .map(|(id, ps)| TopicPartitions::default().with_topic_id(id).with_partitions(ps))
+                        .map(|(id, ps)| {
+                            TopicPartitions::default()
+                                .with_topic_id(id)
+                                .with_partitions(ps)
+                        })
                         .collect(),
                 ));
             conn.send_at(req, version).await.map_err(|e| {
@@ -409,6 +432,12 @@ async fn heartbeat_loop(
                     s.owned.clear();
                     s.target = None;
                     continue;
+                }
+                KafkaCode::UnsupportedVersion if epoch == 0 => {
+                    // Kafka 3.x lists ConsumerGroupHeartbeat (the KIP-848 preview) but
+                    // refuses it unless the new protocol is enabled on the brokers.
+                    lock(&shared).fatal = Some(ConsumerError::GroupProtocolUnsupported);
+                    return;
                 }
                 c @ (KafkaCode::UnsupportedVersion
                 | KafkaCode::UnsupportedAssignor
