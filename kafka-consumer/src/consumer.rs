@@ -151,6 +151,7 @@ pub struct Consumer {
     listener: Option<RebalanceListener>,
     next_auto_commit: Instant,
     last_upkeep: Option<Instant>,
+    next_liveness_check: Option<Instant>,
     closed: bool,
 }
 
@@ -207,6 +208,7 @@ impl Consumer {
             group,
             listener: None,
             last_upkeep: None,
+            next_liveness_check: None,
             closed: false,
         })
     }
@@ -848,7 +850,58 @@ impl Consumer {
             }
         }
         self.start_fetches();
+        self.check_liveness(now);
         Ok(())
+    }
+
+    /// Liveness (the field's "consumer silently stopped" class): an assigned, unpaused
+    /// partition that has not been fetched for a long time, and pauses kept across a
+    /// rebalance, are logged and counted. Checked every few seconds.
+    fn check_liveness(&mut self, now: Instant) {
+        if self.next_liveness_check.is_some_and(|t| now < t) {
+            return;
+        }
+        self.next_liveness_check = Some(now + Duration::from_secs(5));
+        let limit =
+            (self.config.fetch_max_wait * 4).max(self.config.client.connection.request_timeout * 2);
+        let mut stalled = 0;
+        for p in self.parts.values_mut() {
+            if p.paused || p.need != NeedPosition::No {
+                continue;
+            }
+            let since = p.last_fetch.or(p.assigned_at);
+            if since.is_some_and(|t| now.duration_since(t) > limit) {
+                stalled += 1;
+                if !p.reported_stall {
+                    p.reported_stall = true;
+                    tracing::warn!(partition = %p.tp, ?limit, "assigned partition not fetched for too long");
+                    metrics::counter!("kafka_consumer_stalled_partitions_total").increment(1);
+                }
+            } else {
+                p.reported_stall = false;
+            }
+        }
+        metrics::gauge!("kafka_consumer_stalled_partitions").set(stalled as f64);
+        metrics::gauge!("kafka_consumer_paused_partitions")
+            .set(self.parts.values().filter(|p| p.paused).count() as f64);
+    }
+
+    /// Partitions assigned now that are not fetched although unpaused (see the liveness
+    /// notes in the design): empty in a healthy consumer.
+    pub fn stalled_partitions(&self) -> Vec<TopicPartition> {
+        let now = Instant::now();
+        let limit =
+            (self.config.fetch_max_wait * 4).max(self.config.client.connection.request_timeout * 2);
+        self.parts
+            .values()
+            .filter(|p| !p.paused && p.need == NeedPosition::No)
+            .filter(|p| {
+                p.last_fetch
+                    .or(p.assigned_at)
+                    .is_some_and(|t| now.duration_since(t) > limit)
+            })
+            .map(|p| p.tp.clone())
+            .collect()
     }
 
     /// One round: group upkeep, positions, metadata, fetches; then waits for one fetch
@@ -996,6 +1049,14 @@ impl Consumer {
                     self.set_assignment(&keep);
                 }
                 GroupEvent::Assign(tps) => {
+                    let still_paused = self.paused();
+                    if !still_paused.is_empty() {
+                        // Java's rule: pauses of partitions kept across a rebalance stay.
+                        // Said loudly, as a forgotten pause is a classic "stuck consumer".
+                        tracing::warn!(paused = ?still_paused, "partitions stay paused across the rebalance");
+                        metrics::counter!("kafka_consumer_pauses_across_rebalance_total")
+                            .increment(still_paused.len() as u64);
+                    }
                     let mut all: Vec<TopicPartition> = self.parts.keys().cloned().collect();
                     for tp in &tps {
                         if !all.contains(tp) {
@@ -1306,6 +1367,15 @@ impl Consumer {
                     .insert(done.node, now + self.config.client.retry_backoff.initial);
             }
             return;
+        }
+        // Every partition of the session was served (an incremental response omits those
+        // without news).
+        for (tp, gen) in &done.generations {
+            if let Some(p) = self.parts.get_mut(tp) {
+                if p.generation == *gen {
+                    p.last_fetch = Some(now);
+                }
+            }
         }
         let mut held = 0usize;
         let mut stale_metadata = false;
@@ -1618,7 +1688,13 @@ pub async fn consume_count(bootstrap: &str, topic: &str, records: u64) -> Result
     consumer.assign(parts)?;
     let (mut n, mut bytes) = (0u64, 0u64);
     while n < records {
-        for b in consumer.poll_batches(Duration::from_secs(30)).await? {
+        let batches = consumer.poll_batches(Duration::from_secs(30)).await?;
+        if batches.is_empty() {
+            return Err(ConsumerError::Config(format!(
+                "{topic} has only {n} of the {records} records asked for (nothing new for 30 s)"
+            )));
+        }
+        for b in batches {
             for r in b.records() {
                 let r = r.map_err(|e| ConsumerError::Corrupt {
                     topic: topic.to_owned(),

@@ -63,6 +63,10 @@ pub(crate) struct PartState {
     pub last_fetch: Option<Instant>,
     /// Last committed offset we know of.
     pub committed: Option<i64>,
+    /// When it was assigned (liveness).
+    pub assigned_at: Option<Instant>,
+    /// A stall was reported already.
+    pub reported_stall: bool,
 }
 
 /// The next offset after the complete batches in `data`, and the leader epoch of the last
@@ -127,6 +131,8 @@ impl PartState {
             last_progress: None,
             last_fetch: None,
             committed: None,
+            assigned_at: Some(Instant::now()),
+            reported_stall: false,
         }
     }
 

@@ -1127,3 +1127,153 @@ fn kip848_group_splits_partitions_and_reads_everything() {
         b.close().await.unwrap();
     });
 }
+
+#[test]
+fn pause_holds_records_back_until_resume() {
+    runtime().block_on(async {
+        let topic = unique_topic("cons-pause");
+        let client = setup(&topic, 2).await;
+        for p in 0..2 {
+            produce(
+                &client,
+                &topic,
+                p,
+                20,
+                20,
+                10,
+                now_ms(),
+                &[Compression::None],
+            )
+            .await;
+        }
+        let mut c = Consumer::connect(base(kafka().bootstrap()).build().unwrap())
+            .await
+            .unwrap();
+        let tps = all_partitions(&topic, 2);
+        c.assign(tps.clone()).unwrap();
+        c.pause(&tps[..1]).unwrap();
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            got.extend(c.poll(Duration::from_millis(300)).await.unwrap());
+        }
+        assert_eq!(got.len(), 20);
+        assert!(got.iter().all(|r| r.partition == 1));
+        assert_eq!(c.paused(), tps[..1].to_vec());
+        assert!(c.describe().iter().any(|r| r.paused && r.tp == tps[0]));
+        assert!(
+            c.stalled_partitions().is_empty(),
+            "a paused partition is not stalled"
+        );
+        c.resume(&tps[..1]).unwrap();
+        let more = recv_n(&mut c, 20, Duration::from_secs(20)).await;
+        assert!(more.iter().all(|(p, _, _)| *p == 0));
+    });
+}
+
+#[test]
+fn rebalance_listener_commits_on_revoke_and_static_members_rejoin_without_a_rebalance() {
+    runtime().block_on(async {
+        let topic = unique_topic("cons-listener");
+        let group = unique_topic("g-listener");
+        let client = setup(&topic, 2).await;
+        for p in 0..2 {
+            produce(
+                &client,
+                &topic,
+                p,
+                50,
+                50,
+                10,
+                now_ms(),
+                &[Compression::None],
+            )
+            .await;
+        }
+        let cfg = |instance: Option<&str>| {
+            let mut b = base(kafka().bootstrap())
+                .group_id(group.clone())
+                .enable_auto_commit(false)
+                .heartbeat_interval(Duration::from_millis(300))
+                .session_timeout(Duration::from_secs(10));
+            if let Some(i) = instance {
+                b = b.group_instance_id(i);
+            }
+            b.build().unwrap()
+        };
+        let events: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mut a = Consumer::connect(cfg(None)).await.unwrap();
+        {
+            let events = Arc::clone(&events);
+            a.set_rebalance_listener(Box::new(move |ev, handle| {
+                let events = Arc::clone(&events);
+                Box::pin(async move {
+                    if let kafka_consumer::RebalanceEvent::Revoked(positions) = &ev {
+                        // Commit inside the listener, before the partitions go.
+                        handle.commit(positions).await.unwrap();
+                    }
+                    events.lock().unwrap().push(format!("{ev:?}"));
+                })
+            }));
+        }
+        a.subscribe([topic.clone()]).unwrap();
+        let got = recv_n(&mut a, 100, Duration::from_secs(60)).await;
+        assert_eq!(got.len(), 100);
+        // B joins: A's partitions are revoked (range is eager) and the listener commits.
+        // B polls in its own task (a poll waits in JoinGroup until every member rejoined).
+        let b_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let b_parts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let b_task = {
+            let cfg = cfg(None);
+            let topic = topic.clone();
+            let (b_done, b_parts) = (Arc::clone(&b_done), Arc::clone(&b_parts));
+            tokio::spawn(async move {
+                let mut b = Consumer::connect(cfg).await.unwrap();
+                b.subscribe([topic]).unwrap();
+                while !b_done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let _ = b.poll(Duration::from_millis(100)).await.unwrap();
+                    b_parts.store(b.assignment().len(), std::sync::atomic::Ordering::Relaxed);
+                }
+                b.close().await.unwrap();
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while a.assignment().len() != 1 || b_parts.load(std::sync::atomic::Ordering::Relaxed) != 1 {
+            assert!(Instant::now() < deadline, "no rebalance to 1 + 1");
+            let _ = a.poll(Duration::from_millis(100)).await.unwrap();
+        }
+        let evs = events.lock().unwrap().clone();
+        assert!(evs.iter().any(|e| e.starts_with("Revoked")), "{evs:?}");
+        let committed = a.committed(&all_partitions(&topic, 2)).await.unwrap();
+        for tp in all_partitions(&topic, 2) {
+            assert_eq!(committed[&tp], Some(50), "{tp}: {evs:?}");
+        }
+        b_done.store(true, std::sync::atomic::Ordering::Relaxed);
+        a.close().await.unwrap();
+        b_task.await.unwrap();
+
+        // Static membership: a member that restarts with the same group.instance.id within
+        // the session timeout takes its place back without a new generation.
+        let mut s1 = Consumer::connect(cfg(Some("static-1"))).await.unwrap();
+        s1.subscribe([topic.clone()]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while s1.assignment().len() != 2 {
+            assert!(Instant::now() < deadline, "static member never joined");
+            let _ = s1.poll(Duration::from_millis(200)).await.unwrap();
+        }
+        let (_, generation) = s1.group_membership().unwrap();
+        s1.close().await.unwrap();
+        let mut s2 = Consumer::connect(cfg(Some("static-1"))).await.unwrap();
+        s2.subscribe([topic.clone()]).unwrap();
+        while s2.assignment().len() != 2 {
+            assert!(Instant::now() < deadline, "static member never rejoined");
+            let _ = s2.poll(Duration::from_millis(200)).await.unwrap();
+        }
+        let (_, generation2) = s2.group_membership().unwrap();
+        assert_eq!(
+            generation2, generation,
+            "a static rejoin must not rebalance"
+        );
+        s2.close().await.unwrap();
+    });
+}
