@@ -152,6 +152,7 @@ pub struct Consumer {
     next_auto_commit: Instant,
     last_upkeep: Option<Instant>,
     next_liveness_check: Option<Instant>,
+    next_lag_metrics: Option<Instant>,
     closed: bool,
 }
 
@@ -209,6 +210,7 @@ impl Consumer {
             listener: None,
             last_upkeep: None,
             next_liveness_check: None,
+            next_lag_metrics: None,
             closed: false,
         })
     }
@@ -1502,17 +1504,41 @@ impl Consumer {
         if stale_metadata {
             self.mark_metadata_stale();
         }
-        let end = if self.config.isolation_level == crate::IsolationLevel::ReadCommitted {
-            |p: &PartState| p.last_stable_offset
-        } else {
-            |p: &PartState| p.high_watermark
-        };
+        if self.next_lag_metrics.is_none_or(|t| now >= t) {
+            self.next_lag_metrics = Some(now + Duration::from_secs(1));
+            self.record_lag();
+        }
+    }
+
+    /// Lag metrics: per assigned partition (the label set is bounded by the assignment;
+    /// past 1000 partitions only the totals are kept) and the sum and maximum.
+    fn record_lag(&self) {
+        let committed = self.config.isolation_level == crate::IsolationLevel::ReadCommitted;
+        let per_partition = self.parts.len() <= 1000;
+        let (mut sum, mut max) = (0i64, 0i64);
         for p in self.parts.values() {
-            if done.generations.contains_key(&p.tp) && p.need == NeedPosition::No {
-                let lag = (end(p) - p.position).max(0);
-                metrics::gauge!("kafka_consumer_lag_sum").set(lag as f64);
+            let end = if committed {
+                p.last_stable_offset
+            } else {
+                p.high_watermark
+            };
+            if p.need != NeedPosition::No || end < 0 {
+                continue;
+            }
+            let lag = (end - p.position).max(0);
+            sum += lag;
+            max = max.max(lag);
+            if per_partition {
+                metrics::gauge!(
+                    "kafka_consumer_lag",
+                    "topic" => p.tp.topic.to_string(),
+                    "partition" => p.tp.partition.to_string()
+                )
+                .set(lag as f64);
             }
         }
+        metrics::gauge!("kafka_consumer_lag_sum").set(sum as f64);
+        metrics::gauge!("kafka_consumer_lag_max").set(max as f64);
     }
 
     // ---------------------------------------------------------------- helpers

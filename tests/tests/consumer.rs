@@ -203,7 +203,7 @@ fn all_partitions(topic: &str, n: i32) -> Vec<TopicPartition> {
 async fn recv_n(c: &mut Consumer, want: usize, limit: Duration) -> Vec<(i32, i64, String)> {
     let deadline = Instant::now() + limit;
     let mut out = Vec::new();
-    let mut last: HashMap<i32, i64> = HashMap::new();
+    let mut last: HashMap<(String, i32), i64> = HashMap::new();
     while out.len() < want {
         assert!(
             Instant::now() < deadline,
@@ -211,7 +211,7 @@ async fn recv_n(c: &mut Consumer, want: usize, limit: Duration) -> Vec<(i32, i64
             out.len()
         );
         for r in c.poll(Duration::from_millis(500)).await.unwrap() {
-            if let Some(prev) = last.insert(r.partition, r.offset) {
+            if let Some(prev) = last.insert((r.topic.to_string(), r.partition), r.offset) {
                 assert!(r.offset > prev, "offsets out of order on {}", r.partition);
             }
             let key = r
@@ -1276,4 +1276,66 @@ fn rebalance_listener_commits_on_revoke_and_static_members_rejoin_without_a_reba
         );
         s2.close().await.unwrap();
     });
+}
+
+#[test]
+fn pattern_subscription_reads_every_matching_topic() {
+    runtime().block_on(async {
+        let prefix = unique_topic("cons-re");
+        let (t1, t2, other) = (
+            format!("{prefix}-a"),
+            format!("{prefix}-b"),
+            unique_topic("cons-nore"),
+        );
+        let client = setup(&t1, 1).await;
+        create_topic(&client, &t2, 2).await;
+        create_topic(&client, &other, 1).await;
+        produce(&client, &t1, 0, 10, 10, 10, now_ms(), &[Compression::None]).await;
+        for p in 0..2 {
+            produce(&client, &t2, p, 10, 10, 10, now_ms(), &[Compression::None]).await;
+        }
+        produce(
+            &client,
+            &other,
+            0,
+            10,
+            10,
+            10,
+            now_ms(),
+            &[Compression::None],
+        )
+        .await;
+        let mut c = Consumer::connect(
+            base(kafka().bootstrap())
+                .group_id(unique_topic("g-re"))
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        c.subscribe_pattern(&format!("{}-(a|b)", regex_escape(&prefix)))
+            .unwrap();
+        let got = recv_n(&mut c, 30, Duration::from_secs(60)).await;
+        let topics: HashSet<String> = c
+            .assignment()
+            .iter()
+            .map(|tp| tp.topic.to_string())
+            .collect();
+        assert_eq!(topics, HashSet::from([t1.clone(), t2.clone()]));
+        assert_eq!(got.len(), 30);
+        assert!(c.poll(Duration::from_millis(500)).await.unwrap().is_empty());
+        c.close().await.unwrap();
+    });
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                vec![c]
+            } else {
+                vec!['\\', c]
+            }
+        })
+        .collect()
 }
