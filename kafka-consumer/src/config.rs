@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kafka_core::client::ClientConfig;
+use kafka_core::client::{ClientConfig, Properties, CLIENT_KEYS};
 
 use crate::error::{ConsumerError, Result};
 
@@ -180,11 +180,29 @@ impl ConsumerConfig {
         }
     }
 
-    /// Reads the consumer's Java property names; `client` carries the common ones
-    /// (`bootstrap.servers`, security, timeouts). Unknown keys are refused, naming the
-    /// nearest known key. Keys of the common client settings are accepted and ignored here
-    /// so that one property map can feed both parsers.
-    pub fn from_properties<'a, I>(client: ClientConfig, props: I) -> Result<Self>
+    /// The whole configuration from Java property names: the common client keys go to
+    /// [`ClientConfig::from_properties`], the consumer's own keys are read here, and any key
+    /// left over is refused, naming the nearest known one.
+    pub fn from_properties(mut props: Properties) -> Result<Self> {
+        let client = ClientConfig::from_properties(&mut props)?;
+        let mut pairs = Vec::new();
+        for key in CONSUMER_KEYS {
+            if let Some(v) = props.take(key) {
+                pairs.push((*key, v));
+            }
+        }
+        let known: Vec<&str> = CLIENT_KEYS.iter().chain(CONSUMER_KEYS).copied().collect();
+        props.finish(&known)?;
+        let age = client.metadata_max_age;
+        let mut c = Self::from_pairs(client, pairs.iter().map(|(k, v)| (*k, v.as_str())))?;
+        c.metadata_max_age = age;
+        Ok(c)
+    }
+
+    /// Reads the consumer's own Java property names onto `client`. Unknown keys are
+    /// refused, naming the nearest known key; the common client keys are accepted and
+    /// ignored (they belong to `client`).
+    pub fn from_pairs<'a, I>(client: ClientConfig, props: I) -> Result<Self>
     where
         I: IntoIterator<Item = (&'a str, &'a str)>,
     {
@@ -240,8 +258,7 @@ impl ConsumerConfig {
                 "check.crcs" => b.check_crcs(boolean(key, v)?),
                 "fetch.memory.budget.bytes" => b.memory_budget(int(key, v)? as usize),
                 "exclude.internal.topics" => b.exclude_internal_topics(boolean(key, v)?),
-                "metadata.max.age.ms" => b.metadata_max_age(ms(key, v)?),
-                k if COMMON_KEYS.contains(&k) => b,
+                k if COMMON_KEYS.contains(&k) || CLIENT_KEYS.contains(&k) => b,
                 k => {
                     return Err(ConsumerError::Config(format!(
                         "unknown property {k:?}{}",
@@ -302,7 +319,6 @@ const CONSUMER_KEYS: &[&str] = &[
     "check.crcs",
     "fetch.memory.budget.bytes",
     "exclude.internal.topics",
-    "metadata.max.age.ms",
 ];
 
 fn nearest(key: &str) -> Option<&'static str> {
@@ -498,7 +514,7 @@ mod tests {
 
     #[test]
     fn java_names_parse() {
-        let c = ConsumerConfig::from_properties(
+        let c = ConsumerConfig::from_pairs(
             client(),
             [
                 ("bootstrap.servers", "x:1"),
@@ -524,8 +540,32 @@ mod tests {
     }
 
     #[test]
+    fn one_property_set_configures_client_and_consumer() {
+        let props = Properties::new([
+            ("bootstrap.servers", "h1:9092,h2:9092"),
+            ("client.id", "c"),
+            ("metadata.max.age.ms", "1000"),
+            ("group.id", "g"),
+            ("max.poll.records", "7"),
+        ]);
+        let c = ConsumerConfig::from_properties(props).unwrap();
+        assert_eq!(c.client.bootstrap_servers.len(), 2);
+        assert_eq!(
+            (c.max_poll_records, c.metadata_max_age),
+            (7, Duration::from_secs(1))
+        );
+        let e = ConsumerConfig::from_properties(Properties::new([
+            ("bootstrap.servers", "h:1"),
+            ("max.poll.record", "7"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("max.poll.records"), "{e}");
+    }
+
+    #[test]
     fn unknown_key_names_the_nearest() {
-        let e = ConsumerConfig::from_properties(client(), [("auto.offset.rest", "earliest")])
+        let e = ConsumerConfig::from_pairs(client(), [("auto.offset.rest", "earliest")])
             .unwrap_err()
             .to_string();
         assert!(e.contains("auto.offset.reset"), "{e}");
@@ -533,10 +573,8 @@ mod tests {
 
     #[test]
     fn bad_values_and_combinations_are_refused() {
-        assert!(
-            ConsumerConfig::from_properties(client(), [("auto.offset.reset", "sideways")]).is_err()
-        );
-        assert!(ConsumerConfig::from_properties(client(), [("fetch.min.bytes", "lots")]).is_err());
+        assert!(ConsumerConfig::from_pairs(client(), [("auto.offset.reset", "sideways")]).is_err());
+        assert!(ConsumerConfig::from_pairs(client(), [("fetch.min.bytes", "lots")]).is_err());
         assert!(ConsumerConfig::builder(client())
             .group_instance_id("i")
             .build()
