@@ -1070,6 +1070,9 @@ impl Consumer {
                 }
             }
         }
+        if let Some(g) = &mut self.group {
+            g.start_prepared(&self.client, &topics, &self.config);
+        }
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use kafka_protocol::messages::{
     ApiKey, GroupId, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest, SyncGroupRequest,
 };
 use kafka_protocol::protocol::StrBytes;
+use tracing::Instrument;
 
 use crate::assignor::{self, Assignment, Member, Subscription};
 use crate::config::{AssignorKind, ConsumerConfig, GroupProtocol};
@@ -68,6 +69,11 @@ pub struct ClassicGroup {
     rejoin_reason: Option<String>,
     heartbeat: Option<tokio::task::JoinHandle<()>>,
     rack: Option<String>,
+    /// The join running in the background.
+    pending: Option<tokio::task::JoinHandle<JoinResult>>,
+    /// A join decided on, started once the consumer has handled the revocations (so that
+    /// commits of revoked partitions still carry the current generation).
+    prepared: Option<(Vec<TopicPartition>, String)>,
 }
 
 fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -101,6 +107,8 @@ impl ClassicGroup {
             rejoin_reason: Some("initial join".into()),
             heartbeat: None,
             rack: config.client_rack.clone(),
+            pending: None,
+            prepared: None,
         }
     }
 
@@ -146,12 +154,29 @@ impl ClassicGroup {
 
     /// Whether the poll must act now (rejoin, lost membership).
     pub fn needs_attention(&self) -> bool {
-        self.rejoin_reason.is_some() || !self.joined || lock(&self.shared).health != Health::Stable
+        self.pending.is_some()
+            || self.prepared.is_some()
+            || self.rejoin_reason.is_some()
+            || !self.joined
+            || lock(&self.shared).health != Health::Stable
     }
 
     /// When the poll should look at the group again.
     pub fn next_deadline(&self, now: Instant) -> Instant {
-        now + Duration::from_millis(500)
+        if self.pending.is_some() {
+            now + Duration::from_millis(50)
+        } else {
+            now + Duration::from_millis(500)
+        }
+    }
+
+    /// Stops heartbeating and abandons a join in progress.
+    pub fn shutdown(&mut self) {
+        self.stop_heartbeat();
+        self.prepared = None;
+        if let Some(p) = self.pending.take() {
+            p.abort();
+        }
     }
 
     /// Stops the heartbeat task.
@@ -163,14 +188,37 @@ impl ClassicGroup {
     }
 
     /// Makes sure the member is in the group with a current assignment; returns what
-    /// changed.
+    /// changed. A join is not awaited here: it is prepared (the revocations come back
+    /// first), started by [`start_prepared`](Self::start_prepared) with the subscribed
+    /// topics, and its outcome collected by a later call.
     pub async fn ensure_active(
         &mut self,
         client: &Client,
-        topics: &[String],
+        _topics: &[String],
         owned: &[TopicPartition],
         config: &ConsumerConfig,
     ) -> Result<Vec<GroupEvent>> {
+        if self.prepared.is_some() {
+            return Ok(Vec::new());
+        }
+        if let Some(p) = &self.pending {
+            if !p.is_finished() {
+                return Ok(Vec::new());
+            }
+            let p = self.pending.take().expect("pending");
+            let result = p.await.map_err(|e| ConsumerError::Group {
+                group: self.id.clone(),
+                what: if e.is_panic() {
+                    "join (task panicked)"
+                } else {
+                    "join (task cancelled)"
+                },
+                code: KafkaCode::UnknownServerError,
+            })?;
+            let (assigned, protocol) = result?;
+            self.protocol = protocol;
+            return Ok(self.joined_with(assigned, owned, client, config));
+        }
         let health = lock(&self.shared).health;
         let mut events = Vec::new();
         let mut owned: Vec<TopicPartition> = owned.to_vec();
@@ -210,13 +258,49 @@ impl ClassicGroup {
             // Eager protocols give everything up before joining.
             events.push(GroupEvent::Revoke(std::mem::take(&mut owned)));
         }
-        let span = tracing::info_span!("kafka_consumer_rebalance", group = %self.id);
-        let _e = span.enter();
         metrics::counter!("kafka_consumer_rebalances_total").increment(1);
-        let assigned = self
-            .join_and_sync(client, topics, &owned, config, &reason)
-            .await?;
+        self.prepared = Some((owned, reason));
+        Ok(events)
+    }
+
+    /// Starts the join decided by [`ensure_active`](Self::ensure_active), after the
+    /// consumer handled the events it returned.
+    pub fn start_prepared(&mut self, client: &Client, topics: &[String], config: &ConsumerConfig) {
+        let Some((owned, reason)) = self.prepared.take() else {
+            return;
+        };
+        let mut joiner = Joiner {
+            id: self.id.clone(),
+            instance_id: self.instance_id.clone(),
+            assignors: self.assignors.clone(),
+            protocol: self.protocol,
+            shared: Arc::clone(&self.shared),
+            rack: self.rack.clone(),
+        };
+        let (client, topics, config) = (client.clone(), topics.to_vec(), config.clone());
+        let span = tracing::info_span!("kafka_consumer_rebalance", group = %self.id);
+        self.pending = Some(tokio::spawn(
+            async move {
+                let r = joiner
+                    .join_and_sync(&client, &topics, &owned, &config, &reason)
+                    .await;
+                r.map(|a| (a, joiner.protocol))
+            }
+            .instrument(span),
+        ));
+    }
+
+    /// The join finished with `assigned`: what changes for a consumer owning `owned`.
+    fn joined_with(
+        &mut self,
+        assigned: Vec<TopicPartition>,
+        owned: &[TopicPartition],
+        client: &Client,
+        config: &ConsumerConfig,
+    ) -> Vec<GroupEvent> {
+        let cooperative = self.protocol.is_some_and(AssignorKind::is_cooperative);
         self.joined = true;
+        let mut events = Vec::new();
         let now_owned: BTreeSet<&TopicPartition> = owned.iter().collect();
         let new: BTreeSet<&TopicPartition> = assigned.iter().collect();
         let revoked: Vec<TopicPartition> =
@@ -232,9 +316,169 @@ impl ClassicGroup {
         events.push(GroupEvent::Assign(added));
         lock(&self.shared).health = Health::Stable;
         self.start_heartbeat(client, config);
-        Ok(events)
+        events
     }
 
+    fn start_heartbeat(&mut self, client: &Client, config: &ConsumerConfig) {
+        let shared = Arc::clone(&self.shared);
+        let client = client.clone();
+        let group = self.id.clone();
+        let instance = self.instance_id.clone();
+        let interval = config.heartbeat_interval;
+        let max_poll = config.max_poll_interval;
+        let session_timeout = config.session_timeout;
+        self.heartbeat = Some(tokio::spawn(async move {
+            heartbeat_loop(
+                client,
+                shared,
+                group,
+                instance,
+                interval,
+                max_poll,
+                session_timeout,
+            )
+            .await;
+        }));
+    }
+
+    /// Leaves the group (dynamic members; a static member just stops heartbeating, so its
+    /// partitions wait for it until `session.timeout.ms`).
+    pub async fn leave(&mut self, client: &Client) {
+        self.shutdown();
+        if !self.joined {
+            return;
+        }
+        self.joined = false;
+        let member_id = std::mem::take(&mut lock(&self.shared).member_id);
+        lock(&self.shared).generation = -1;
+        if self.instance_id.is_some() {
+            return;
+        }
+        if let Err(e) = send_leave(client, &self.id, &member_id, "consumer closing").await {
+            tracing::debug!(error = %e, "leave group failed");
+        }
+    }
+}
+
+async fn send_leave(client: &Client, group: &str, member_id: &str, reason: &str) -> Result<()> {
+    let (_, conn) = client
+        .connection(&Target::group(group), ConnectionClass::Group)
+        .await?;
+    let version = conn.max_version(ApiKey::LeaveGroup as i16).unwrap_or(0);
+    let mut req = LeaveGroupRequest::default().with_group_id(gid(group));
+    if version >= 3 {
+        let mut m = MemberIdentity::default().with_member_id(sb(member_id));
+        if version >= 5 {
+            m = m.with_reason(Some(sb(reason)));
+        }
+        req = req.with_members(vec![m]);
+    } else {
+        req = req.with_member_id(sb(member_id));
+    }
+    conn.send(req)
+        .await
+        .map_err(|e| ClientError::net(e, ErrorContext::new().api("LeaveGroup")))?;
+    Ok(())
+}
+
+async fn heartbeat_loop(
+    client: Client,
+    shared: Arc<Mutex<Shared>>,
+    group: String,
+    instance: Option<String>,
+    interval: Duration,
+    max_poll: Duration,
+    session_timeout: Duration,
+) {
+    let mut last_ok = Instant::now();
+    loop {
+        tokio::time::sleep(interval).await;
+        let (generation, member_id, last_poll, stop) = {
+            let s = lock(&shared);
+            (s.generation, s.member_id.clone(), s.last_poll, s.stop)
+        };
+        if stop {
+            return;
+        }
+        if last_poll.elapsed() > max_poll {
+            // Liveness: the application stopped polling. Leave so the group can move on
+            // (Java does the same); the next poll rejoins.
+            metrics::counter!("kafka_consumer_poll_timeouts_total").increment(1);
+            tracing::warn!(group = %group, ?max_poll, "max.poll.interval.ms exceeded: leaving the group");
+            if instance.is_none() {
+                let _ =
+                    send_leave(&client, &group, &member_id, "max.poll.interval.ms exceeded").await;
+            }
+            lock(&shared).health = Health::Lost(KafkaCode::UnknownMemberId);
+            return;
+        }
+        let result = async {
+            let (_, conn) = client
+                .connection(&Target::group(group.clone()), ConnectionClass::Group)
+                .await?;
+            let version = conn.max_version(ApiKey::Heartbeat as i16).unwrap_or(0);
+            let mut req = HeartbeatRequest::default()
+                .with_group_id(gid(&group))
+                .with_generation_id(generation)
+                .with_member_id(sb(&member_id));
+            if version >= 3 {
+                req = req.with_group_instance_id(instance.as_deref().map(sb));
+            }
+            conn.send(req)
+                .await
+                .map_err(|e| ClientError::net(e, ErrorContext::new().api("Heartbeat")))
+        }
+        .await;
+        match result {
+            Ok(resp) => match KafkaCode::from_i16(resp.error_code) {
+                KafkaCode::None => last_ok = Instant::now(),
+                KafkaCode::RebalanceInProgress => {
+                    lock(&shared).health = Health::Rejoin;
+                    return;
+                }
+                c @ (KafkaCode::UnknownMemberId
+                | KafkaCode::IllegalGeneration
+                | KafkaCode::FencedInstanceId) => {
+                    lock(&shared).health = Health::Lost(c);
+                    return;
+                }
+                c => {
+                    if c.needs_coordinator_refresh() {
+                        client.invalidate_coordinator(CoordinatorKind::Group, &group);
+                    }
+                    tracing::debug!(code = %c, "heartbeat error");
+                }
+            },
+            Err(e) => {
+                client.report(&e);
+                client.invalidate_coordinator(CoordinatorKind::Group, &group);
+                tracing::debug!(error = %e, "heartbeat failed");
+            }
+        }
+        if last_ok.elapsed() > session_timeout {
+            // The coordinator has surely expired us by now.
+            lock(&shared).health = Health::Lost(KafkaCode::UnknownMemberId);
+            return;
+        }
+    }
+}
+
+/// What one join needs, owned, so that the join runs as a task and a poll can return at its
+/// timeout while the coordinator waits for the other members.
+#[derive(Debug)]
+struct Joiner {
+    id: String,
+    instance_id: Option<String>,
+    assignors: Vec<AssignorKind>,
+    protocol: Option<AssignorKind>,
+    shared: Arc<Mutex<Shared>>,
+    rack: Option<String>,
+}
+
+/// A finished join: the assignment and the protocol the group chose.
+type JoinResult = Result<(Vec<TopicPartition>, Option<AssignorKind>)>;
+
+impl Joiner {
     async fn join_and_sync(
         &mut self,
         client: &Client,
@@ -499,149 +743,6 @@ impl ClassicGroup {
             })
             .collect())
     }
-
-    fn start_heartbeat(&mut self, client: &Client, config: &ConsumerConfig) {
-        let shared = Arc::clone(&self.shared);
-        let client = client.clone();
-        let group = self.id.clone();
-        let instance = self.instance_id.clone();
-        let interval = config.heartbeat_interval;
-        let max_poll = config.max_poll_interval;
-        let session_timeout = config.session_timeout;
-        self.heartbeat = Some(tokio::spawn(async move {
-            heartbeat_loop(
-                client,
-                shared,
-                group,
-                instance,
-                interval,
-                max_poll,
-                session_timeout,
-            )
-            .await;
-        }));
-    }
-
-    /// Leaves the group (dynamic members; a static member just stops heartbeating, so its
-    /// partitions wait for it until `session.timeout.ms`).
-    pub async fn leave(&mut self, client: &Client) {
-        self.stop_heartbeat();
-        if !self.joined {
-            return;
-        }
-        self.joined = false;
-        let member_id = std::mem::take(&mut lock(&self.shared).member_id);
-        lock(&self.shared).generation = -1;
-        if self.instance_id.is_some() {
-            return;
-        }
-        if let Err(e) = send_leave(client, &self.id, &member_id, "consumer closing").await {
-            tracing::debug!(error = %e, "leave group failed");
-        }
-    }
-}
-
-async fn send_leave(client: &Client, group: &str, member_id: &str, reason: &str) -> Result<()> {
-    let (_, conn) = client
-        .connection(&Target::group(group), ConnectionClass::Group)
-        .await?;
-    let version = conn.max_version(ApiKey::LeaveGroup as i16).unwrap_or(0);
-    let mut req = LeaveGroupRequest::default().with_group_id(gid(group));
-    if version >= 3 {
-        let mut m = MemberIdentity::default().with_member_id(sb(member_id));
-        if version >= 5 {
-            m = m.with_reason(Some(sb(reason)));
-        }
-        req = req.with_members(vec![m]);
-    } else {
-        req = req.with_member_id(sb(member_id));
-    }
-    conn.send(req)
-        .await
-        .map_err(|e| ClientError::net(e, ErrorContext::new().api("LeaveGroup")))?;
-    Ok(())
-}
-
-async fn heartbeat_loop(
-    client: Client,
-    shared: Arc<Mutex<Shared>>,
-    group: String,
-    instance: Option<String>,
-    interval: Duration,
-    max_poll: Duration,
-    session_timeout: Duration,
-) {
-    let mut last_ok = Instant::now();
-    loop {
-        tokio::time::sleep(interval).await;
-        let (generation, member_id, last_poll, stop) = {
-            let s = lock(&shared);
-            (s.generation, s.member_id.clone(), s.last_poll, s.stop)
-        };
-        if stop {
-            return;
-        }
-        if last_poll.elapsed() > max_poll {
-            // Liveness: the application stopped polling. Leave so the group can move on
-            // (Java does the same); the next poll rejoins.
-            metrics::counter!("kafka_consumer_poll_timeouts_total").increment(1);
-            tracing::warn!(group = %group, ?max_poll, "max.poll.interval.ms exceeded: leaving the group");
-            if instance.is_none() {
-                let _ =
-                    send_leave(&client, &group, &member_id, "max.poll.interval.ms exceeded").await;
-            }
-            lock(&shared).health = Health::Lost(KafkaCode::UnknownMemberId);
-            return;
-        }
-        let result = async {
-            let (_, conn) = client
-                .connection(&Target::group(group.clone()), ConnectionClass::Group)
-                .await?;
-            let version = conn.max_version(ApiKey::Heartbeat as i16).unwrap_or(0);
-            let mut req = HeartbeatRequest::default()
-                .with_group_id(gid(&group))
-                .with_generation_id(generation)
-                .with_member_id(sb(&member_id));
-            if version >= 3 {
-                req = req.with_group_instance_id(instance.as_deref().map(sb));
-            }
-            conn.send(req)
-                .await
-                .map_err(|e| ClientError::net(e, ErrorContext::new().api("Heartbeat")))
-        }
-        .await;
-        match result {
-            Ok(resp) => match KafkaCode::from_i16(resp.error_code) {
-                KafkaCode::None => last_ok = Instant::now(),
-                KafkaCode::RebalanceInProgress => {
-                    lock(&shared).health = Health::Rejoin;
-                    return;
-                }
-                c @ (KafkaCode::UnknownMemberId
-                | KafkaCode::IllegalGeneration
-                | KafkaCode::FencedInstanceId) => {
-                    lock(&shared).health = Health::Lost(c);
-                    return;
-                }
-                c => {
-                    if c.needs_coordinator_refresh() {
-                        client.invalidate_coordinator(CoordinatorKind::Group, &group);
-                    }
-                    tracing::debug!(code = %c, "heartbeat error");
-                }
-            },
-            Err(e) => {
-                client.report(&e);
-                client.invalidate_coordinator(CoordinatorKind::Group, &group);
-                tracing::debug!(error = %e, "heartbeat failed");
-            }
-        }
-        if last_ok.elapsed() > session_timeout {
-            // The coordinator has surely expired us by now.
-            lock(&shared).health = Health::Lost(KafkaCode::UnknownMemberId);
-            return;
-        }
-    }
 }
 
 /// The group membership of a consumer: classic, or KIP-848 (`group.protocol=consumer`),
@@ -739,7 +840,14 @@ impl GroupMember {
     pub fn stop_heartbeat(&mut self) {
         match &mut self.kip848 {
             Some(g) => g.stop_heartbeat(),
-            None => self.classic.stop_heartbeat(),
+            None => self.classic.shutdown(),
+        }
+    }
+
+    /// Starts a classic join decided by the last [`ensure_active`](Self::ensure_active).
+    pub fn start_prepared(&mut self, client: &Client, topics: &[String], config: &ConsumerConfig) {
+        if self.kip848.is_none() {
+            self.classic.start_prepared(client, topics, config);
         }
     }
 
