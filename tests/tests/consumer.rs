@@ -1339,3 +1339,43 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn poll_returns_at_its_timeout_while_a_join_waits_for_other_members() {
+    runtime().block_on(async {
+        let topic = unique_topic("cons-jointime");
+        let group = unique_topic("g-jointime");
+        let _client = setup(&topic, 2).await;
+        let cfg = || {
+            base(kafka().bootstrap())
+                .group_id(group.clone())
+                .heartbeat_interval(Duration::from_millis(300))
+                .build()
+                .unwrap()
+        };
+        // Both members polled from one task: B's join waits for A to rejoin, which only
+        // happens if B's poll gives control back at its timeout.
+        let mut a = Consumer::connect(cfg()).await.unwrap();
+        let mut b = Consumer::connect(cfg()).await.unwrap();
+        a.subscribe([topic.clone()]).unwrap();
+        b.subscribe([topic.clone()]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut slowest = Duration::ZERO;
+        while a.assignment().len() != 1 || b.assignment().len() != 1 {
+            assert!(
+                Instant::now() < deadline,
+                "no 1 + 1 split: {:?} / {:?}",
+                a.assignment(),
+                b.assignment()
+            );
+            for c in [&mut a, &mut b] {
+                let t = Instant::now();
+                let _ = c.poll(Duration::from_millis(200)).await.unwrap();
+                slowest = slowest.max(t.elapsed());
+            }
+        }
+        assert!(slowest < Duration::from_secs(3), "a poll took {slowest:?}");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
