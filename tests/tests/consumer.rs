@@ -735,6 +735,67 @@ fn read_committed_hides_aborted_transactions_and_markers() {
 }
 
 #[test]
+fn read_committed_over_our_transactional_producer() {
+    runtime().block_on(async {
+        let topic = unique_topic("cons-ourtxn");
+        setup(&topic, 2).await;
+        let producer = kafka_producer::Producer::new(
+            kafka_producer::ProducerConfig::new([kafka().bootstrap()])
+                .unwrap()
+                .transactional_id(unique_topic("our-tid")),
+        )
+        .await
+        .unwrap();
+        producer.init_transactions().await.unwrap();
+        let send = |v: String| kafka_producer::ProducerRecord::new(topic.clone(), v);
+        let mut want = Vec::new();
+        for round in 0..4 {
+            producer.begin_transaction().unwrap();
+            let mut acks = Vec::new();
+            for i in 0..25 {
+                acks.push(producer.send(send(format!("r{round}-{i}"))).await.unwrap());
+            }
+            if round % 2 == 0 {
+                producer.commit_transaction().await.unwrap();
+                for a in acks {
+                    a.await.unwrap();
+                }
+                want.extend((0..25).map(|i| format!("r{round}-{i}")));
+            } else {
+                producer.flush().await.unwrap();
+                producer.abort_transaction().await.unwrap();
+            }
+        }
+        producer.close(Duration::from_secs(10)).await.unwrap();
+        let mut c = Consumer::connect(
+            base(kafka().bootstrap())
+                .isolation_level(IsolationLevel::ReadCommitted)
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+        c.assign(all_partitions(&topic, 2)).unwrap();
+        let mut got = Vec::new();
+        loop {
+            let recs = c.poll(Duration::from_secs(3)).await.unwrap();
+            if recs.is_empty() {
+                break;
+            }
+            for r in recs {
+                got.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+            }
+        }
+        got.sort();
+        want.sort();
+        assert_eq!(
+            got, want,
+            "committed records exactly once, aborted ones never"
+        );
+    });
+}
+
+#[test]
 fn read_committed_over_javas_transactional_producer() {
     let topic = unique_topic("cons-javatxn");
     runtime().block_on(async {
