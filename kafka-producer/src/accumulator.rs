@@ -294,6 +294,17 @@ impl Accumulator {
         );
     }
 
+    /// Grows topics whose partition count went up (`count_of` reads current metadata), so
+    /// keyed records follow the new count as a Java producer's would.
+    pub(crate) fn grow_topics(&mut self, count_of: impl Fn(&str) -> usize) {
+        for t in self.topics.values_mut() {
+            let n = count_of(&t.name);
+            while t.partitions.len() < n {
+                t.partitions.push(PartitionQueue::new());
+            }
+        }
+    }
+
     /// Known partition count of a topic (0 if unknown).
     pub(crate) fn partition_count(&self, topic: &str) -> usize {
         self.topics.get(topic).map_or(0, |t| t.partitions.len())

@@ -34,6 +34,7 @@ impl Leaders for MetaLeaders {
 pub(crate) async fn run(inner: Arc<Inner>) {
     let mut workers: HashMap<i32, mpsc::UnboundedSender<ProduceJob>> = HashMap::new();
     let mut init_attempt = 0u32;
+    let mut last_meta: Option<Arc<ClusterMetadata>> = None;
     loop {
         if inner.fatal().is_some() {
             let e = inner.fatal().expect("checked");
@@ -119,6 +120,10 @@ pub(crate) async fn run(inner: Arc<Inner>) {
 
         let now = Instant::now();
         let meta = inner.client.metadata();
+        if !last_meta.as_ref().is_some_and(|m| Arc::ptr_eq(m, &meta)) {
+            inner.lock_acc().grow_topics(|t| meta.partitions(t).len());
+            last_meta = Some(meta.clone());
+        }
         let (jobs, next_wake, unknown_leader, expire_at, f) = {
             let mut acc = inner.lock_acc();
             let mut f = Followups::default();

@@ -327,3 +327,15 @@ fn restamp_rewrites_the_crc() {
     let again = restamp(&b.bytes, ProducerIdentity { id: 99, epoch: 9 }, 1234);
     assert_eq!(header(&again), (99, 9, 1234, 1));
 }
+
+#[test]
+fn topics_follow_partition_increases() {
+    let mut a = acc();
+    assert_eq!(a.partition_count("t"), 2);
+    a.grow_topics(|t| if t == "t" { 5 } else { 0 });
+    assert_eq!(a.partition_count("t"), 5);
+    // Never shrinks: partitions cannot be removed from a topic.
+    a.grow_topics(|_| 1);
+    assert_eq!(a.partition_count("t"), 5);
+    drop(append(&mut a, 4, Instant::now()));
+}
