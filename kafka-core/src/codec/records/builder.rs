@@ -242,6 +242,77 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header<'_>],
     ) -> Result<i32> {
+        // The common record (after the first of a batch): every field before the key and the
+        // value length fit in two bytes each, and so does the record length. Then the fields
+        // before the key are gathered into one word and written with one store, and only a
+        // handful of values stay live (the general path below spills).
+        let offset_delta = self.count;
+        let ts = zigzag64(timestamp.wrapping_sub(self.base_timestamp));
+        let od = u64::from(offset_delta as u32) << 1;
+        let (kl, key_len) = key.map_or((1, 0), |k| ((k.len() as u64) << 1, k.len()));
+        let (vl, value_len) = value.map_or((1, 0), |v| ((v.len() as u64) << 1, v.len()));
+        if offset_delta == 0 || (ts | od | kl | vl) >= 1 << 14 {
+            return self.append_general(timestamp, key, value, headers);
+        }
+        let (ts_w, ts_n) = short_varint(ts);
+        let (od_w, od_n) = short_varint(od);
+        let (kl_w, kl_n) = short_varint(kl);
+        let (vl_w, vl_n) = short_varint(vl);
+        let fields = ts_w | (od_w << (8 * ts_n)) | (kl_w << (8 * (ts_n + od_n)));
+        let fields_n = ts_n + od_n + kl_n;
+        // attributes + fields + value length + header count (one byte when there are none).
+        let mut body = 2 + fields_n + vl_n + key_len + value_len;
+        if !headers.is_empty() {
+            body = body.saturating_add(headers_size(headers));
+        }
+        // The length, the attributes (0) and the fields in one word: at most 2 + 1 + 5 bytes.
+        if body >= 1 << 13 || fields_n > 5 {
+            return self.append_general(timestamp, key, value, headers);
+        }
+        let (length_w, length_n) = short_varint((body as u64) << 1);
+        let head = length_w | (fields << (8 * (length_n + 1)));
+        let total = length_n + body;
+        let pos = self.pos;
+        // One capacity check for the whole record and the slack of the word stores.
+        let need = pos + total + SLACK;
+        if need > self.buf.len() {
+            self.grow(need);
+        }
+        let out = &mut self.buf[pos..need];
+        out[..8].copy_from_slice(&head.to_le_bytes());
+        let mut at = length_n + 1 + fields_n;
+        if let Some(key) = key {
+            at = put_slice_at(out, at, key);
+        }
+        out[at..at + 2].copy_from_slice(&(vl_w as u16).to_le_bytes());
+        at += vl_n;
+        if let Some(value) = value {
+            out[at..at + value.len()].copy_from_slice(value);
+            at += value.len();
+        }
+        if headers.is_empty() {
+            out[at] = 0;
+            at += 1;
+        } else {
+            at = put_headers_at(out, at, headers);
+        }
+        debug_assert_eq!(at, total);
+        self.pos = pos + total;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        self.count = offset_delta + 1;
+        Ok(offset_delta)
+    }
+
+    /// [`append`](Self::append) for any record: the first of a batch, and those with a field
+    /// or a length of three bytes or more.
+    #[inline(never)]
+    fn append_general(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> Result<i32> {
         let offset_delta = self.count;
         let timestamp_delta = if offset_delta == 0 {
             0
@@ -528,6 +599,17 @@ fn varint_word(v: u64, n: usize) -> u64 {
         i += 1;
     }
     x | (0x8080_8080_8080_8080 & ((1u64 << (8 * (n - 1))) - 1))
+}
+
+/// A varint under 2^14 as (its bytes in a little-endian word, its length).
+#[inline(always)]
+fn short_varint(v: u64) -> (u64, usize) {
+    debug_assert!(v < 1 << 14);
+    if v < 1 << 7 {
+        (v, 1)
+    } else {
+        ((v & 0x7f) | 0x80 | ((v >> 7) << 8), 2)
+    }
 }
 
 /// Writes the varint `v` of length `n` at `out[at..]` and returns where it ends, with one
