@@ -117,33 +117,51 @@ fn kp_codec(c: Compression) -> kp::Compression {
     }
 }
 
+/// The workload as our builder takes it: borrowed keys, values and headers, laid out once
+/// outside the timed loop (as kafka-protocol's `Record`s are).
+struct OurRecords<'a> {
+    records: Vec<(&'a [u8], &'a [u8])>,
+    /// Per record, its headers (empty when the workload has none).
+    headers: Vec<Vec<Header<'a>>>,
+}
+
+impl Workload {
+    fn our_records(&self) -> OurRecords<'_> {
+        OurRecords {
+            records: self
+                .keys
+                .iter()
+                .zip(&self.values)
+                .map(|(k, v)| (&k[..], &v[..]))
+                .collect(),
+            headers: self
+                .headers
+                .iter()
+                .map(|hs| {
+                    hs.iter()
+                        .zip(HEADER_KEYS)
+                        .map(|(v, k)| Header {
+                            key: k.as_bytes(),
+                            value: Some(v),
+                        })
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Appends the whole workload to `builder` (reset first) and seals it.
 fn encode_ours(
-    w: &Workload,
+    w: &OurRecords<'_>,
     builder: &mut RecordBatchBuilder,
     compressor: &mut Compressor,
     opts: BatchOptions,
 ) -> Bytes {
     builder.reset(opts);
-    let mut headers: [Header<'_>; 3] = [Header {
-        key: b"",
-        value: None,
-    }; 3];
-    for i in 0..RECORDS {
-        let n = w.headers[i].len();
-        for (h, (v, k)) in headers.iter_mut().zip(w.headers[i].iter().zip(HEADER_KEYS)) {
-            *h = Header {
-                key: k.as_bytes(),
-                value: Some(v),
-            };
-        }
+    for (i, ((key, value), headers)) in w.records.iter().zip(&w.headers).enumerate() {
         builder
-            .append(
-                BASE_TIMESTAMP + i as i64,
-                Some(&w.keys[i]),
-                Some(&w.values[i]),
-                &headers[..n],
-            )
+            .append(BASE_TIMESTAMP + i as i64, Some(key), Some(value), headers)
             .unwrap();
     }
     builder.seal(compressor).unwrap()
@@ -185,8 +203,9 @@ fn decode_kafka_protocol(batch: &Bytes, with_headers: bool) -> usize {
 }
 
 fn bench_workload(c: &mut Criterion, group: &str, value_len: usize, with_headers: bool) {
-    let w = Workload::new(value_len, with_headers);
-    let kp_records = w.kafka_protocol_records();
+    let workload = Workload::new(value_len, with_headers);
+    let kp_records = workload.kafka_protocol_records();
+    let w = workload.our_records();
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(RECORDS as u64));
     if value_len > 1024 {
@@ -212,13 +231,9 @@ fn bench_workload(c: &mut Criterion, group: &str, value_len: usize, with_headers
         );
 
         g.bench_function(BenchmarkId::new("encode-ours", codec.name()), |b| {
-            b.iter(|| {
-                // A copy: a batch kept alive would pin the builder's buffer, and every encode below
-                // would have to allocate afresh.
-                let batch =
-                    Bytes::copy_from_slice(&encode_ours(&w, &mut builder, &mut compressor, opts));
-                black_box(batch.len())
-            })
+            // The batch is dropped at once, as a producer drops it once it is sent: the
+            // builder then reuses its allocation (kafka-protocol's side reuses `out`).
+            b.iter(|| black_box(encode_ours(&w, &mut builder, &mut compressor, opts).len()))
         });
         let kp_opts = kp::RecordEncodeOptions {
             version: 2,
@@ -290,8 +305,9 @@ fn ab() {
         ]
     };
     for &(name, value_len, with_headers) in workloads {
-        let w = Workload::new(value_len, with_headers);
-        let kp_records = w.kafka_protocol_records();
+        let workload = Workload::new(value_len, with_headers);
+        let kp_records = workload.kafka_protocol_records();
+        let w = workload.our_records();
         let codecs: &[Compression] = if std::env::var_os("CODEC_AB_NONE").is_some() {
             &[Compression::None]
         } else if std::env::var_os("CODEC_AB_ALL").is_some() {
@@ -351,7 +367,62 @@ fn ab() {
     }
 }
 
+/// `CODEC_PROFILE=<op>` (`encode-ours`, `encode-kafka-protocol`, `decode-ours`,
+/// `decode-kafka-protocol`) runs only that operation on `record_batch`/none, `CODEC_AB_ROUNDS`
+/// times, and prints the best and mean time: a loop to put under `perf`.
+fn profile(op: &str) {
+    let rounds: usize = std::env::var("CODEC_AB_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let with_headers = std::env::var_os("CODEC_PROFILE_HEADERS").is_some();
+    let workload = Workload::new(100, with_headers);
+    let kp_records = workload.kafka_protocol_records();
+    let w = workload.our_records();
+    let opts = BatchOptions::default();
+    let mut builder = RecordBatchBuilder::new(opts);
+    let mut compressor = Compressor::new();
+    let batch = Bytes::copy_from_slice(&encode_ours(&w, &mut builder, &mut compressor, opts));
+    let mut decoder = BatchDecoder::default();
+    let kp_opts = kp::RecordEncodeOptions {
+        version: 2,
+        compression: kp::Compression::None,
+    };
+    let mut out = BytesMut::with_capacity(batch.len() * 2);
+    let mut best = std::time::Duration::MAX;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        let t = std::time::Instant::now();
+        match op {
+            "encode-ours" => {
+                black_box(encode_ours(&w, &mut builder, &mut compressor, opts).len());
+            }
+            "encode-kafka-protocol" => {
+                out.clear();
+                kp::RecordBatchEncoder::encode(&mut out, &kp_records, &kp_opts).unwrap();
+                black_box(out.len());
+            }
+            "decode-ours" => {
+                black_box(decode_ours(&mut decoder, &batch, with_headers));
+            }
+            "decode-kafka-protocol" => {
+                black_box(decode_kafka_protocol(&batch, with_headers));
+            }
+            other => panic!("unknown CODEC_PROFILE operation {other}"),
+        }
+        best = best.min(t.elapsed());
+    }
+    println!(
+        "{op}: best {best:?}, mean {:?}",
+        start.elapsed() / rounds.max(1) as u32
+    );
+}
+
 fn main() {
+    if let Ok(op) = std::env::var("CODEC_PROFILE") {
+        profile(&op);
+        return;
+    }
     if std::env::var_os("CODEC_AB").is_some() {
         ab();
         return;

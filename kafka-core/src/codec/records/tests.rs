@@ -891,3 +891,106 @@ fn legacy_corruption() {
     let mut lax = BatchDecoder::default().verify_crc(false);
     assert!(lax.batches(Bytes::from(data)).next().unwrap().is_err());
 }
+
+/// Every size at which `append` switches between its fast path (all varints of one or two
+/// bytes, record under 2^13 bytes, fields before the key in one word) and its general path,
+/// and between one- and two-byte varints, in batches built one after another by one builder
+/// (which takes back each sealed batch's allocation): each batch reads back exactly, with
+/// the CRC checked, and kafka-protocol's decoder agrees.
+#[test]
+fn fast_and_general_append_paths_at_every_boundary() {
+    use kafka_protocol::records as kp;
+    let sizes = [
+        0usize, 1, 3, 4, 7, 8, 15, 16, 17, 63, 64, 65, 127, 128, 8100, 8191, 8192, 8200,
+    ];
+    let deltas = [
+        0i64,
+        1,
+        -1,
+        63,
+        64,
+        -64,
+        -65,
+        8191,
+        8192,
+        -8192,
+        -8193,
+        1 << 40,
+    ];
+    let mut c = Compressor::new();
+    let mut b = RecordBatchBuilder::new(BatchOptions::default());
+    let mut batches = 0;
+    for &key_len in &sizes {
+        for (i, &delta) in deltas.iter().enumerate() {
+            let value_len = sizes[(i * 7 + key_len) % sizes.len()];
+            let mut want = Vec::new();
+            for r in 0..70usize {
+                let key = (r % 5 != 4).then(|| vec![(r % 251) as u8; key_len]);
+                let value = (r % 7 != 6).then(|| vec![(r % 253) as u8; value_len + r % 3]);
+                let headers = if r % 3 == 0 {
+                    vec![
+                        (vec![b'h'; r % 70], Some(vec![7u8; r % 9])),
+                        (b"n".to_vec(), None),
+                    ]
+                } else {
+                    Vec::new()
+                };
+                let t = TestRecord {
+                    timestamp: 1_700_000_000_000 + delta * (r as i64 % 3),
+                    key,
+                    value,
+                    headers,
+                };
+                let hs: Vec<Header<'_>> = t
+                    .headers
+                    .iter()
+                    .map(|(k, v)| Header {
+                        key: k,
+                        value: v.as_deref(),
+                    })
+                    .collect();
+                let predicted =
+                    b.estimated_size_with(t.timestamp, t.key.as_deref(), t.value.as_deref(), &hs);
+                assert_eq!(
+                    b.append(t.timestamp, t.key.as_deref(), t.value.as_deref(), &hs)
+                        .unwrap(),
+                    r as i32
+                );
+                assert_eq!(b.estimated_size(), predicted);
+                want.push(t);
+            }
+            let batch = b.seal(&mut c).unwrap();
+            batches += 1;
+            let got = decode_all(batch.clone());
+            assert_eq!(got.len(), 1);
+            let (header, records) = &got[0];
+            assert_eq!(header.record_count, 70);
+            for (r, (offset, rec)) in records.iter().enumerate() {
+                assert_eq!(*offset, r as i64);
+                assert_eq!(rec, &want[r], "key {key_len} delta {delta} record {r}");
+            }
+            let mut theirs = batch.clone();
+            let set = kp::RecordBatchDecoder::decode(&mut theirs).unwrap();
+            assert_eq!(set.records.len(), 70);
+            for (k, w) in set.records.iter().zip(&want) {
+                assert_eq!(k.timestamp, w.timestamp);
+                assert_eq!(k.key.as_deref(), w.key.as_deref());
+                assert_eq!(k.value.as_deref(), w.value.as_deref());
+                assert_eq!(k.headers.len(), w.headers.len());
+            }
+        }
+    }
+    assert_eq!(batches, sizes.len() * deltas.len());
+    // Offset deltas past two varint bytes (2^13 records) in one batch.
+    for r in 0..20_000u32 {
+        b.append(5, Some(&r.to_be_bytes()), None, &[]).unwrap();
+    }
+    let got = decode_all(b.seal(&mut c).unwrap());
+    let records = &got[0].1;
+    assert_eq!(records.len(), 20_000);
+    for (r, (offset, rec)) in records.iter().enumerate() {
+        assert_eq!(*offset, r as i64);
+        assert_eq!(rec.key.as_deref(), Some(&(r as u32).to_be_bytes()[..]));
+        assert_eq!((rec.timestamp, rec.value.as_ref()), (5, None));
+    }
+}
