@@ -13,10 +13,17 @@
 
 pub mod acls;
 mod admin;
+pub mod cluster;
 pub mod config;
 pub mod configs;
 pub mod error;
+pub mod groups;
+pub mod offsets;
+pub mod quotas;
+pub mod scram;
+pub mod tokens;
 pub mod topics;
+pub mod txn;
 
 pub use acls::{
     AclBinding, AclBindingFilter, AclOperation, AclPermission, PatternType, ResourceType,
