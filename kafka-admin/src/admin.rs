@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kafka_core::client::{Backoff, Client, ConnectionClass, Error, ErrorContext, Target};
 use kafka_core::codec::message::api_name;
-use kafka_core::protocol::protocol::{Request, StrBytes};
+use kafka_core::protocol::protocol::{Message, Request, StrBytes};
 use kafka_core::KafkaCode;
 use kafka_protocol::messages::TopicName;
 use tokio::time::Instant;
@@ -82,8 +82,12 @@ impl Admin {
         let (node, conn) = client
             .connection(target, ConnectionClass::for_api(R::KEY))
             .await?;
+        // Capped by the request type's own range: kafka-protocol 0.18 may know a newer
+        // response version than request version (OffsetCommit, OffsetFetch).
         let version = conn
             .max_version(R::KEY)
+            .map(|v| v.min(R::VERSIONS.max))
+            .filter(|v| *v >= R::VERSIONS.min)
             .ok_or_else(|| AdminError::Unsupported {
                 what: format!("the {} API", api_name(R::KEY)),
                 broker: node,

@@ -18,6 +18,7 @@ pub mod config;
 pub mod configs;
 pub mod error;
 pub mod groups;
+pub mod lag;
 pub mod offsets;
 pub mod quotas;
 pub mod scram;

@@ -127,8 +127,8 @@ impl Admin {
         Ok(sent.response.expiry_timestamp_ms)
     }
 
-    /// Expires a token after `period` (`Some(ZERO)` or `None`-as-now: at once); returns the
-    /// new expiry timestamp (ms).
+    /// Expires a token: `None` invalidates it at once (it is no longer described);
+    /// `Some(period)` moves its expiry to now + period. Returns the new expiry timestamp (ms).
     pub async fn expire_delegation_token(
         &self,
         hmac: &Bytes,

@@ -394,7 +394,14 @@ impl Admin {
                     }
                     Ok(r)
                 },
-                |_| (0, None),
+                |r: &kafka_protocol::messages::MetadataResponse| {
+                    // A topic just created may have no leader yet: ask again.
+                    r.topics
+                        .iter()
+                        .map(|t| t.error_code)
+                        .find(|c| KafkaCode::from_i16(*c) == KafkaCode::LeaderNotAvailable)
+                        .map_or((0, None), |c| (c, None))
+                },
             )
             .await?;
         Ok(sent.response)

@@ -1,0 +1,112 @@
+//! Helpers shared by the admin test binaries (`admin.rs`, `admin_cluster.rs`).
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use kafka_admin::{Admin, AdminConfig};
+use kafka_core::client::{Client, ClientConfig, ConnectionClass, Target};
+use kafka_core::codec::compression::{Compression, Compressor};
+use kafka_core::codec::records::{BatchOptions, RecordBatchBuilder};
+use kafka_core::KafkaCode;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tests::Cluster;
+
+/// An admin client on the cluster's PLAINTEXT listener.
+pub async fn admin(kafka: &Cluster) -> Admin {
+    let config = AdminConfig::from_properties([
+        ("bootstrap.servers", kafka.bootstrap()),
+        ("client.id", "admin-tests"),
+        ("default.api.timeout.ms", "60000"),
+    ])
+    .expect("admin config");
+    Admin::connect(config).await.expect("admin connects")
+}
+
+/// An admin client over a given client config.
+pub async fn admin_with(client: ClientConfig) -> Admin {
+    Admin::connect(AdminConfig::builder().client(client).build().unwrap())
+        .await
+        .expect("admin connects")
+}
+
+/// Waits until every partition of `topic` has a leader in metadata.
+pub async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
+    for _ in 0..200 {
+        let meta = client.refresh_metadata(&[topic]).await.unwrap();
+        if (0..partitions).all(|p| meta.leader(topic, p).is_some()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no leaders for {topic}");
+}
+
+/// Produces `n` records with timestamps `base_ts + i` to `topic`-`partition` (acks=all),
+/// retrying retriable codes as a producer would.
+pub async fn produce(client: &Client, topic: &str, partition: i32, n: usize, base_ts: i64) {
+    let mut builder = RecordBatchBuilder::new(BatchOptions {
+        compression: Compression::None,
+        ..BatchOptions::default()
+    });
+    for i in 0..n {
+        let v = format!("value-{i}");
+        builder
+            .append(base_ts + i as i64, None, Some(v.as_bytes()), &[])
+            .unwrap();
+    }
+    let batch = builder.seal(&mut Compressor::new()).unwrap();
+    for _attempt in 0..100 {
+        client.refresh_metadata(&[topic]).await.unwrap();
+        let target = Target::leader_of(topic.to_string(), partition);
+        let Ok((_, conn)) = client.connection(&target, ConnectionClass::Produce).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let topic_id = client.metadata().topic(topic).unwrap().topic_id;
+        let data = if conn.max_version(0).unwrap() >= 13 {
+            TopicProduceData::default().with_topic_id(topic_id.unwrap())
+        } else {
+            TopicProduceData::default().with_name(TopicName(StrBytes::from_string(topic.into())))
+        };
+        let resp = conn
+            .send(
+                ProduceRequest::default()
+                    .with_acks(-1)
+                    .with_timeout_ms(30_000)
+                    .with_topic_data(vec![data.with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(partition)
+                            .with_records(Some(batch.clone())),
+                    ])]),
+            )
+            .await
+            .expect("Produce");
+        let p = &resp.responses[0].partition_responses[0];
+        let code = KafkaCode::from_i16(p.error_code);
+        if code.is_retriable() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        assert_eq!(code, KafkaCode::None, "{topic}-{partition}");
+        return;
+    }
+    panic!("{topic}-{partition}: produce kept failing with retriable errors");
+}
+
+/// Polls `f` (every 100 ms, up to 20 s) until it gives `Some`: for effects that reach the
+/// brokers through the metadata log a moment after the call returns.
+pub async fn eventually<T, F, Fut>(what: &str, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    for _ in 0..200 {
+        if let Some(v) = f().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: not seen within 20 s");
+}
