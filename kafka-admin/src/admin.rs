@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use kafka_core::client::{Backoff, Client, ConnectionClass, Error, ErrorContext, Target};
 use kafka_core::codec::message::api_name;
-use kafka_core::protocol::protocol::{Message, Request, StrBytes};
+use kafka_core::protocol::protocol::{Request, StrBytes};
 use kafka_core::KafkaCode;
 use kafka_protocol::messages::TopicName;
 use tokio::time::Instant;

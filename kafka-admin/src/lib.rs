@@ -22,6 +22,7 @@ pub mod health;
 pub mod lag;
 pub mod offsets;
 pub mod quotas;
+pub mod reassign;
 pub mod reset;
 pub mod scram;
 pub mod tokens;
