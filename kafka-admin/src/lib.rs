@@ -16,6 +16,7 @@ mod admin;
 pub mod cluster;
 pub mod config;
 pub mod configs;
+pub mod desired;
 pub mod error;
 pub mod groups;
 pub mod health;
