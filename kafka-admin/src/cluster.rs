@@ -604,7 +604,7 @@ impl Admin {
         partitions: Option<&[TopicPartition]>,
     ) -> Result<BTreeMap<TopicPartition, OngoingReassignment>> {
         let timeout = self.op_timeout_ms();
-        let topics = partitions.map(|ps| by_topic(ps));
+        let topics = partitions.map(by_topic);
         let sent = self
             .call(
                 "list partition reassignments",
@@ -650,7 +650,7 @@ impl Admin {
         partitions: Option<&[TopicPartition]>,
     ) -> Result<ItemResults<TopicPartition, ()>> {
         let timeout = self.op_timeout_ms();
-        let topics = partitions.map(|ps| by_topic(ps));
+        let topics = partitions.map(by_topic);
         let sent = self
             .call(
                 "elect leaders",

@@ -477,7 +477,7 @@ impl Admin {
         group: &str,
         partitions: Option<&[TopicPartition]>,
     ) -> Result<BTreeMap<TopicPartition, CommittedOffset>> {
-        let topics = partitions.map(|ps| by_topic(ps));
+        let topics = partitions.map(by_topic);
         let sent = self
             .call(
                 "list group offsets",
