@@ -11,7 +11,7 @@ mod admin_support;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use admin_support::{admin, admin_with, eventually, produce, wait_for_leaders};
+use admin_support::{admin, admin_with, eventually, now_ms, produce, wait_for_leaders};
 use kafka_admin::acls::{AclBinding, AclBindingFilter, AclOperation, ResourceType};
 use kafka_admin::cluster::{FeatureUpdate, FeatureUpgradeType};
 use kafka_admin::groups::ListGroupsFilter;
@@ -222,6 +222,7 @@ async fn bad_topic_requests_give_clear_per_item_errors() {
 
     // Unknown topics: describe and delete say so per topic.
     let missing = unique_topic("admin-missing");
+    wait_for_leaders(admin.client(), &good, 1).await;
     let d = admin.describe_topics(&[&missing, &good]).await.unwrap();
     assert_eq!(
         d.get(&missing).unwrap().as_ref().unwrap_err().code,
@@ -785,8 +786,10 @@ async fn offsets_groups_and_records() {
         .into_result()
         .unwrap();
     wait_for_leaders(admin.client(), &topic, 2).await;
-    produce(admin.client(), &topic, 0, 10, 1_700_000_000_000).await;
-    produce(admin.client(), &topic, 1, 4, 1_700_000_100_000).await;
+    // Timestamps near now: older ones would fall to time retention (7 days) at once.
+    let base = now_ms();
+    produce(admin.client(), &topic, 0, 10, base).await;
+    produce(admin.client(), &topic, 1, 4, base + 100_000).await;
 
     let specs = |s: OffsetSpec| BTreeMap::from([(tp(&topic, 0), s), (tp(&topic, 1), s)]);
     let latest = admin
@@ -808,7 +811,7 @@ async fn offsets_groups_and_records() {
     assert_eq!(earliest[&tp(&topic, 0)].offset, 0);
     let by_time = admin
         .list_offsets(
-            &specs(OffsetSpec::Timestamp(1_700_000_000_005)),
+            &specs(OffsetSpec::Timestamp(base + 5)),
             IsolationLevel::ReadUncommitted,
         )
         .await
@@ -816,7 +819,7 @@ async fn offsets_groups_and_records() {
         .into_result()
         .unwrap();
     assert_eq!(by_time[&tp(&topic, 0)].offset, 5);
-    assert_eq!(by_time[&tp(&topic, 0)].timestamp, 1_700_000_000_005);
+    assert_eq!(by_time[&tp(&topic, 0)].timestamp, base + 5);
     assert_eq!(by_time[&tp(&topic, 1)].offset, 0);
     let max = admin
         .list_offsets(
@@ -1175,4 +1178,244 @@ async fn config_from_properties_rejects_unknown_keys_with_a_suggestion() {
     .to_string();
     assert!(e.contains("admin.operation.timeout.ms"), "{e}");
     let _ = (BTreeSet::<i32>::new(), kafka());
+}
+
+#[tokio::test]
+async fn desired_state_plan_apply_and_apply_again_is_empty() {
+    use kafka_admin::desired::{Change, DesiredState, PlanOptions};
+    let kafka = kafka();
+    let admin = admin(kafka).await;
+    let scope = unique_topic("desired");
+    let topic = format!("{scope}-orders");
+    let user = format!("{scope}-user");
+    let toml = |partitions: i32, retention: i64| {
+        format!(
+            r#"
+[topics.{topic}]
+partitions = {partitions}
+replication_factor = 1
+configs = {{ "retention.ms" = {retention}, "cleanup.policy" = "delete" }}
+
+[[acls]]
+resource_type = "topic"
+resource_name = "{topic}"
+principal = "User:dora"
+operation = "read"
+
+[[quotas]]
+entity = {{ user = "{user}" }}
+values = {{ producer_byte_rate = 1048576 }}
+"#
+        )
+    };
+    let opts = PlanOptions {
+        allow_deletions: false,
+        scope_prefix: Some(scope.clone()),
+    };
+    let spec = DesiredState::from_toml(&toml(2, 1_000_000)).unwrap();
+    let plan = admin.plan(&spec, &opts).await.unwrap();
+    assert_eq!(plan.changes.len(), 3, "{plan}");
+    assert!(plan.errors.is_empty(), "{plan}");
+    assert!(
+        matches!(&plan.changes[0], Change::CreateTopic { partitions: 2, .. }),
+        "{plan}"
+    );
+    admin.apply(&plan).await.unwrap();
+    eventually("applying once is enough", || async {
+        admin
+            .plan(&spec, &opts)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    // The same spec in YAML is the same state.
+    let yaml = format!(
+        "topics:\n  {topic}:\n    partitions: 2\n    replication_factor: 1\n    configs:\n      retention.ms: 1000000\n      cleanup.policy: delete\nacls:\n  - resource_type: TOPIC\n    resource_name: {topic}\n    principal: User:dora\n    operation: READ\nquotas:\n  - entity: {{ user: {user} }}\n    values: {{ producer_byte_rate: 1048576 }}\n"
+    );
+    let from_yaml = DesiredState::from_yaml(&yaml).unwrap();
+    assert!(admin.plan(&from_yaml, &opts).await.unwrap().is_empty());
+
+    // Grow and reconfigure.
+    let spec = DesiredState::from_toml(&toml(4, 2_000_000)).unwrap();
+    let plan = admin.plan(&spec, &opts).await.unwrap();
+    assert_eq!(plan.changes.len(), 2, "{plan}");
+    admin.apply(&plan).await.unwrap();
+    eventually("applying the change once is enough", || async {
+        admin
+            .plan(&spec, &opts)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    let d = admin
+        .describe_topics(&[&topic])
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    assert_eq!(d[&topic].partitions.len(), 4);
+
+    // Impossible changes are plan errors, and apply refuses them.
+    let shrink = DesiredState::from_toml(
+        &toml(1, 2_000_000).replace("replication_factor = 1", "replication_factor = 3"),
+    )
+    .unwrap();
+    let plan = admin.plan(&shrink, &opts).await.unwrap();
+    assert_eq!(plan.errors.len(), 2, "{plan}");
+    assert!(
+        plan.errors
+            .iter()
+            .any(|e| e.contains("cannot remove partitions")),
+        "{plan}"
+    );
+    assert!(
+        plan.errors.iter().any(|e| e.contains("replication factor")),
+        "{plan}"
+    );
+    assert!(matches!(
+        admin.apply(&plan).await,
+        Err(AdminError::Plan { .. })
+    ));
+
+    // Deletions only when allowed: an empty spec removes what the scope holds.
+    let empty = DesiredState::default();
+    assert!(admin.plan(&empty, &opts).await.unwrap().is_empty());
+    let deleting = PlanOptions {
+        allow_deletions: true,
+        scope_prefix: Some(scope.clone()),
+    };
+    let plan = admin.plan(&empty, &deleting).await.unwrap();
+    assert_eq!(plan.changes.len(), 3, "{plan}");
+    admin.apply(&plan).await.unwrap();
+    eventually("everything in scope deleted", || async {
+        admin
+            .plan(&empty, &deleting)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn lag_owner_and_offset_reset_with_dry_run() {
+    use kafka_admin::reset::ResetTo;
+    let kafka = kafka();
+    let admin = admin(kafka).await;
+    let topic = unique_topic("admin-lag");
+    let group = unique_topic("admin-lag-group");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2, 1)], false)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    wait_for_leaders(admin.client(), &topic, 2).await;
+    let base = now_ms();
+    produce(admin.client(), &topic, 0, 6, base).await;
+    produce(admin.client(), &topic, 1, 4, base).await;
+
+    // A real consumer (Kafka's console consumer) joins the group and reads everything.
+    let bootstrap = kafka.bootstrap().to_owned();
+    let (t, g) = (topic.clone(), group.clone());
+    let consumer = std::thread::spawn(move || {
+        tests::cluster(ClusterSpec::default().secured()).tool(
+            "console-consumer",
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &t,
+                "--group",
+                &g,
+                "--from-beginning",
+                "--timeout-ms",
+                "12000",
+            ],
+        )
+    });
+    let lag = eventually(
+        "the consumer owns both partitions and caught up",
+        || async {
+            let lag = admin.consumer_lag(&group).await.ok()?;
+            (lag.partitions.len() == 2
+                && lag
+                    .partitions
+                    .iter()
+                    .all(|p| p.owner.is_some() && p.lag == Some(0)))
+            .then_some(lag)
+        },
+    )
+    .await;
+    assert_eq!(lag.state, "Stable");
+    assert!(lag.to_string().contains(&format!("{topic}-0")));
+    let owner = lag.partitions[0].owner.clone().unwrap();
+    assert!(owner.client_id.starts_with("console-consumer"), "{owner:?}");
+    let all = admin.consumer_lag_all().await.unwrap();
+    assert!(all.iter().any(|g| g.group_id == group));
+
+    // While it is active, a reset is refused (the dry run still plans it).
+    let plan = admin
+        .reset_group_offsets(&group, &[&topic], &[], ResetTo::Earliest, true)
+        .await
+        .unwrap();
+    assert!(!plan.applied);
+    assert!(plan.moves.iter().all(|m| m.new == 0), "{plan}");
+    let e = admin
+        .reset_group_offsets(&group, &[&topic], &[], ResetTo::Earliest, false)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("active member"), "{e}");
+    let out = consumer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The consumer left: the reset goes through, and the dry run changed nothing before.
+    let committed = admin.list_group_offsets(&group, None).await.unwrap();
+    assert_eq!(committed[&tp(&topic, 0)].offset, 6);
+    let back = admin
+        .reset_group_offsets(&group, &[&topic], &[], ResetTo::ShiftBy(-2), false)
+        .await
+        .unwrap();
+    assert!(back.applied);
+    let committed = admin.list_group_offsets(&group, None).await.unwrap();
+    assert_eq!(
+        (
+            committed[&tp(&topic, 0)].offset,
+            committed[&tp(&topic, 1)].offset
+        ),
+        (4, 2)
+    );
+    let lag = admin.consumer_lag(&group).await.unwrap();
+    assert_eq!(lag.total_lag, 4);
+    admin
+        .reset_group_offsets(
+            &group,
+            &[],
+            &[tp(&topic, 1)],
+            ResetTo::Timestamp(base + 3),
+            false,
+        )
+        .await
+        .unwrap();
+    admin
+        .reset_group_offsets(&group, &[], &[tp(&topic, 0)], ResetTo::Latest, false)
+        .await
+        .unwrap();
+    let committed = admin.list_group_offsets(&group, None).await.unwrap();
+    assert_eq!(
+        (
+            committed[&tp(&topic, 0)].offset,
+            committed[&tp(&topic, 1)].offset
+        ),
+        (6, 3)
+    );
 }

@@ -10,7 +10,7 @@ mod admin_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use admin_support::{admin, eventually, produce, wait_for_leaders};
+use admin_support::{admin, eventually, now_ms, produce, wait_for_leaders};
 use kafka_admin::cluster::{ElectionType, TopicPartitionReplica};
 use kafka_admin::reassign::{plan_remove_brokers, plan_replication_factor};
 use kafka_admin::{ConfigResource, NewTopic, TopicPartition};
@@ -44,7 +44,7 @@ async fn reassignment_planned_throttled_and_followed_to_completion() {
         .unwrap();
     wait_for_leaders(admin.client(), &topic, 3).await;
     for p in 0..3 {
-        produce(admin.client(), &topic, p, 50, 1_700_000_000_000).await;
+        produce(admin.client(), &topic, p, 50, now_ms()).await;
     }
 
     let racks = admin.broker_racks().await.unwrap();
@@ -186,7 +186,7 @@ async fn preferred_leader_election_and_log_dirs() {
         .into_result()
         .unwrap();
     wait_for_leaders(admin.client(), &topic, 1).await;
-    produce(admin.client(), &topic, 0, 100, 1_700_000_000_000).await;
+    produce(admin.client(), &topic, 0, 100, now_ms()).await;
 
     // Reorder the replicas: broker 3 becomes preferred, but leadership stays with 2.
     let reorder = BTreeMap::from([(tp(&topic, 0), Some(vec![3, 2, 1]))]);

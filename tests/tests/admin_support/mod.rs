@@ -110,3 +110,12 @@ where
     }
     panic!("{what}: not seen within 20 s");
 }
+
+/// Milliseconds since the epoch: record timestamps must be recent, or time retention
+/// (7 days) deletes them within `log.retention.check.interval.ms`.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as i64
+}
