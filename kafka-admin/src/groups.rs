@@ -309,8 +309,10 @@ impl Admin {
                             authorized_operations: authorized_operations(d.authorized_operations),
                         }));
                     }
-                    // Not a KIP-848 group: a classic one (or none at all).
-                    KafkaCode::GroupIdNotFound => {}
+                    // Not a KIP-848 group: a classic one (or none at all). Kafka 3.x lists
+                    // the API but answers UNSUPPORTED_VERSION unless the new coordinator
+                    // is enabled.
+                    KafkaCode::GroupIdNotFound | KafkaCode::UnsupportedVersion => {}
                     _ => {
                         return Ok(Err(ItemError::from_code(
                             d.error_code,
