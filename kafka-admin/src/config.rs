@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use kafka_core::client::properties::{Properties, CLIENT_KEYS};
 use kafka_core::client::ClientConfig;
-use kafka_core::net::ConnectionConfig;
 
 use crate::error::{AdminError, Result};
 
@@ -39,88 +39,47 @@ impl AdminConfig {
         AdminConfigBuilder::default()
     }
 
-    /// Settings from Java-style properties. Admin keys: `admin.operation.timeout.ms`,
-    /// `admin.reassignment.poll.ms`. Client keys understood here until kafka-core parses
-    /// them itself: `bootstrap.servers` (required), `client.id`, `request.timeout.ms`,
-    /// `default.api.timeout.ms`. Any other key is an error naming the nearest known key.
+    /// Settings from Java-style properties: the admin keys `admin.operation.timeout.ms` and
+    /// `admin.reassignment.poll.ms`, and every common client key
+    /// ([`ClientConfig::from_properties`]: `bootstrap.servers` (required), `client.id`,
+    /// `security.protocol`, `ssl.*`, `sasl.*`, timeouts, backoffs...). Any other key is an
+    /// error naming the nearest known key.
     pub fn from_properties<I, K, V>(props: I) -> Result<Self>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let mut b = AdminConfig::builder();
-        for (k, v) in props {
-            let (k, v) = (k.as_ref().trim(), v.as_ref().trim());
-            match k {
-                "bootstrap.servers" => b = b.bootstrap_servers(v.split(',')),
-                "client.id" => b.client_id = Some(v.to_owned()),
-                "request.timeout.ms" => b.request_timeout = Some(ms(k, v)?),
-                "default.api.timeout.ms" => b.default_api_timeout = Some(ms(k, v)?),
-                "admin.operation.timeout.ms" => b = b.operation_timeout(ms(k, v)?),
-                "admin.reassignment.poll.ms" => b = b.reassignment_poll(ms(k, v)?),
-                other => {
-                    return Err(AdminError::Config {
-                        reason: format!(
-                            "unknown property {other:?}; did you mean {:?}?",
-                            nearest(other, KNOWN_KEYS)
-                        ),
-                    })
-                }
-            }
+        Self::from_props(Properties::new(props))
+    }
+
+    /// [`from_properties`](Self::from_properties) over a [`Properties`] set (a parsed
+    /// `.properties` file, say).
+    pub fn from_props(mut props: Properties) -> Result<Self> {
+        let operation_timeout = props.take_millis("admin.operation.timeout.ms")?;
+        let reassignment_poll = props.take_millis("admin.reassignment.poll.ms")?;
+        let client = ClientConfig::from_properties(&mut props)?;
+        let known: Vec<&str> = CLIENT_KEYS.iter().chain(ADMIN_KEYS).copied().collect();
+        props.finish(&known)?;
+        let mut b = AdminConfig::builder().client(client);
+        if let Some(t) = operation_timeout {
+            b = b.operation_timeout(t);
+        }
+        if let Some(p) = reassignment_poll {
+            b = b.reassignment_poll(p);
         }
         b.build()
     }
 }
 
-const KNOWN_KEYS: &[&str] = &[
-    "bootstrap.servers",
-    "client.id",
-    "request.timeout.ms",
-    "default.api.timeout.ms",
-    "admin.operation.timeout.ms",
-    "admin.reassignment.poll.ms",
-];
-
-fn ms(key: &str, v: &str) -> Result<Duration> {
-    v.parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| AdminError::Config {
-            reason: format!("{key}={v:?} is not a number of milliseconds"),
-        })
-}
-
-/// The known key closest to `key` (Levenshtein distance).
-pub(crate) fn nearest<'a>(key: &str, known: &[&'a str]) -> &'a str {
-    fn dist(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1; b.len() + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1);
-            }
-            prev = cur;
-        }
-        prev[b.len()]
-    }
-    known
-        .iter()
-        .min_by_key(|k| dist(key, k))
-        .copied()
-        .unwrap_or("")
-}
+/// The admin-specific keys of [`AdminConfig::from_properties`].
+pub const ADMIN_KEYS: &[&str] = &["admin.operation.timeout.ms", "admin.reassignment.poll.ms"];
 
 /// Builder of [`AdminConfig`]; [`build`](Self::build) validates.
 #[derive(Debug, Clone, Default)]
 pub struct AdminConfigBuilder {
     bootstrap: Vec<String>,
     client: Option<ClientConfig>,
-    client_id: Option<String>,
-    request_timeout: Option<Duration>,
-    default_api_timeout: Option<Duration>,
     operation_timeout: Option<Duration>,
     reassignment_poll: Option<Duration>,
 }
@@ -157,7 +116,7 @@ impl AdminConfigBuilder {
 
     /// Validates and builds.
     pub fn build(self) -> Result<AdminConfig> {
-        let mut client = match self.client {
+        let client = match self.client {
             Some(c) => c,
             None => {
                 let servers: Vec<&String> =
@@ -170,19 +129,6 @@ impl AdminConfigBuilder {
                 ClientConfig::new(servers)?
             }
         };
-        if self.client_id.is_some() || self.request_timeout.is_some() {
-            let mut conn: ConnectionConfig = (*client.connection).clone();
-            if let Some(id) = self.client_id {
-                conn = conn.with_client_id(id);
-            }
-            if let Some(t) = self.request_timeout {
-                conn = conn.with_request_timeout(t);
-            }
-            client = client.with_connection(conn);
-        }
-        if let Some(t) = self.default_api_timeout {
-            client = client.with_default_api_timeout(t);
-        }
         let mut config = AdminConfig::new(client);
         if let Some(t) = self.operation_timeout {
             if t.is_zero() || t.as_millis() > i32::MAX as u128 {
@@ -235,6 +181,15 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("milliseconds"), "{e}");
+        // Common client keys go to kafka-core's parser.
+        let c = AdminConfig::from_properties([
+            ("bootstrap.servers", "a:9092"),
+            ("client.id", "ops"),
+            ("retry.backoff.ms", "250"),
+        ])
+        .unwrap();
+        assert_eq!(c.client.connection.client_id.as_deref(), Some("ops"));
+        assert_eq!(c.client.retry_backoff.initial, Duration::from_millis(250));
     }
 
     #[test]
