@@ -1419,3 +1419,88 @@ async fn lag_owner_and_offset_reset_with_dry_run() {
         (6, 3)
     );
 }
+
+#[tokio::test]
+async fn describe_groups_of_either_protocol() {
+    use kafka_admin::groups::GroupType;
+    let kafka = kafka();
+    let admin = admin(kafka).await;
+    let topic = unique_topic("admin-848");
+    let group = unique_topic("admin-848-group");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 2, 1)], false)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    wait_for_leaders(admin.client(), &topic, 2).await;
+    // KIP-848 groups are on by default from Kafka 4.0; 3.9 runs the classic protocol.
+    let kip848 = kafka.version_at_least(4, 0);
+    let protocol = if kip848 {
+        "group.protocol=consumer"
+    } else {
+        "group.protocol=classic"
+    };
+    let bootstrap = kafka.bootstrap().to_owned();
+    let (t, g) = (topic.clone(), group.clone());
+    let consumer = std::thread::spawn(move || {
+        tests::cluster(ClusterSpec::default().secured()).tool(
+            "console-consumer",
+            &[
+                "--bootstrap-server",
+                &bootstrap,
+                "--topic",
+                &t,
+                "--group",
+                &g,
+                "--consumer-property",
+                protocol,
+                "--timeout-ms",
+                "10000",
+            ],
+        )
+    });
+    let d = eventually("the group has its member and assignment", || async {
+        let d = admin
+            .describe_groups(&[&group])
+            .await
+            .ok()?
+            .into_result()
+            .ok()?
+            .remove(&group)?;
+        (d.members.len() == 1 && d.members[0].assignment.len() == 2).then_some(d)
+    })
+    .await;
+    assert_eq!(
+        d.group_type,
+        if kip848 {
+            GroupType::Consumer
+        } else {
+            GroupType::Classic
+        },
+        "{d:?}"
+    );
+    assert_eq!(d.state, "Stable");
+    assert!(
+        d.members[0].client_id.starts_with("console-consumer"),
+        "{d:?}"
+    );
+    if kip848 {
+        let types = ListGroupsFilter {
+            states: vec![],
+            types: vec!["consumer".into()],
+        };
+        assert!(admin
+            .list_groups(&types)
+            .await
+            .unwrap()
+            .iter()
+            .any(|g| g.group_id == group));
+    }
+    let out = consumer.join().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

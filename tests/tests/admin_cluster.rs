@@ -10,7 +10,7 @@ mod admin_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use admin_support::{admin, eventually, now_ms, produce, wait_for_leaders};
+use admin_support::{admin, eventually, now_ms, produce, produce_sized, wait_for_leaders};
 use kafka_admin::cluster::{ElectionType, TopicPartitionReplica};
 use kafka_admin::reassign::{plan_remove_brokers, plan_replication_factor};
 use kafka_admin::{ConfigResource, NewTopic, TopicPartition};
@@ -391,4 +391,104 @@ async fn health_report_sees_a_stopped_broker() {
         .then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_throttled_reassignment_is_listed_while_it_runs_and_can_be_cancelled() {
+    // Alone: the other reassignment test sets and clears the same broker throttles.
+    let _alone = BROKERS_UP.write().await;
+    let kafka = kafka();
+    let admin = admin(kafka).await;
+    let topic = unique_topic("admin-cancel");
+    admin
+        .create_topics(
+            &[NewTopic::with_assignment(
+                &topic,
+                BTreeMap::from([(0, vec![1])]),
+            )],
+            false,
+        )
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    wait_for_leaders(admin.client(), &topic, 1).await;
+    // 4 MB at 10 kB/s: the copy cannot finish while we look.
+    for _ in 0..4 {
+        produce_sized(admin.client(), &topic, 0, 100, now_ms(), 10_000).await;
+    }
+    let current = admin.current_assignment(&[&topic]).await.unwrap();
+    let racks = admin.broker_racks().await.unwrap();
+    let plan = plan_replication_factor(&current, &racks, 2).unwrap();
+    assert_eq!(plan.replicas_copied(), 1, "{plan}");
+    admin.apply_reassignment(&plan, Some(10_000)).await.unwrap();
+    let ongoing = eventually("the reassignment is listed", || async {
+        admin
+            .list_partition_reassignments(Some(&[tp(&topic, 0)]))
+            .await
+            .unwrap()
+            .remove(&tp(&topic, 0))
+    })
+    .await;
+    assert_eq!(ongoing.adding.len(), 1, "{ongoing:?}");
+    assert!(ongoing.replicas.contains(&1));
+    // Following it times out (typed), and the reassignment goes on.
+    let e = admin
+        .wait_for_reassignment(&plan, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, kafka_admin::AdminError::Timeout { .. }), "{e}");
+    // Cancel: the partition goes back to its one replica.
+    let cancel = BTreeMap::from([(tp(&topic, 0), None)]);
+    admin
+        .alter_partition_reassignments(&cancel)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    eventually("cancelled", || async {
+        let none = admin
+            .list_partition_reassignments(Some(&[tp(&topic, 0)]))
+            .await
+            .unwrap()
+            .is_empty();
+        let back = admin.current_assignment(&[&topic]).await.unwrap()[&tp(&topic, 0)] == [1];
+        (none && back).then_some(())
+    })
+    .await;
+    // Cancelling what is not moving is a per-partition error.
+    let r = admin.alter_partition_reassignments(&cancel).await.unwrap();
+    assert_eq!(
+        r.get(&tp(&topic, 0)).unwrap().as_ref().unwrap_err().code,
+        KafkaCode::NoReassignmentInProgress
+    );
+    // Clear the throttle the cancelled plan left.
+    let clear = BTreeMap::from([(
+        ConfigResource::Topic(topic.clone()),
+        vec![
+            kafka_admin::AlterConfigOp::delete("leader.replication.throttled.replicas"),
+            kafka_admin::AlterConfigOp::delete("follower.replication.throttled.replicas"),
+        ],
+    )]);
+    admin
+        .incremental_alter_configs(&clear, false)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    for b in 1..=3 {
+        let ops = BTreeMap::from([(
+            ConfigResource::Broker(b),
+            vec![
+                kafka_admin::AlterConfigOp::delete("leader.replication.throttled.rate"),
+                kafka_admin::AlterConfigOp::delete("follower.replication.throttled.rate"),
+            ],
+        )]);
+        admin
+            .incremental_alter_configs(&ops, false)
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
+    }
 }

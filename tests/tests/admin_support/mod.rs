@@ -46,12 +46,27 @@ pub async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
 /// Produces `n` records with timestamps `base_ts + i` to `topic`-`partition` (acks=all),
 /// retrying retriable codes as a producer would.
 pub async fn produce(client: &Client, topic: &str, partition: i32, n: usize, base_ts: i64) {
+    produce_sized(client, topic, partition, n, base_ts, 0).await
+}
+
+/// [`produce`] with values padded to `value_size` bytes.
+pub async fn produce_sized(
+    client: &Client,
+    topic: &str,
+    partition: i32,
+    n: usize,
+    base_ts: i64,
+    value_size: usize,
+) {
     let mut builder = RecordBatchBuilder::new(BatchOptions {
         compression: Compression::None,
         ..BatchOptions::default()
     });
     for i in 0..n {
-        let v = format!("value-{i}");
+        let mut v = format!("value-{i}");
+        while v.len() < value_size {
+            v.push('x');
+        }
         builder
             .append(base_ts + i as i64, None, Some(v.as_bytes()), &[])
             .unwrap();
