@@ -413,8 +413,9 @@ async fn a_throttled_reassignment_is_listed_while_it_runs_and_can_be_cancelled()
         .into_result()
         .unwrap();
     wait_for_leaders(admin.client(), &topic, 1).await;
-    // 4 MB at 10 kB/s: the copy cannot finish while we look.
-    for _ in 0..4 {
+    // 16 MB at 10 kB/s: the follower's first fetch takes up to replica.fetch.max.bytes
+    // (10 MB in the kit) before the quota bites, the rest cannot follow while we look.
+    for _ in 0..16 {
         produce_sized(admin.client(), &topic, 0, 100, now_ms(), 10_000).await;
     }
     let current = admin.current_assignment(&[&topic]).await.unwrap();
