@@ -8,8 +8,9 @@ use kafka_core::client::{Client, ClientConfig, ConnectionClass, Target};
 use kafka_core::codec::compression::{Compression, Compressor};
 use kafka_core::codec::records::{BatchOptions, RecordBatchBuilder};
 use kafka_core::KafkaCode;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ProduceRequest, TopicName};
+use kafka_protocol::messages::{MetadataRequest, ProduceRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tests::Cluster;
 
@@ -31,11 +32,30 @@ pub async fn admin_with(client: ClientConfig) -> Admin {
         .expect("admin connects")
 }
 
-/// Waits until every partition of `topic` has a leader in metadata.
+/// Waits until every broker's metadata gives every partition of `topic` a leader (a new
+/// topic reaches the brokers through the metadata log, not all at the same moment).
 pub async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
     for _ in 0..200 {
         let meta = client.refresh_metadata(&[topic]).await.unwrap();
-        if (0..partitions).all(|p| meta.leader(topic, p).is_some()) {
+        let mut everywhere = (0..partitions).all(|p| meta.leader(topic, p).is_some());
+        let brokers: Vec<i32> = meta.brokers().map(|b| b.node_id).collect();
+        for b in brokers {
+            if !everywhere {
+                break;
+            }
+            let req = MetadataRequest::default()
+                .with_topics(Some(vec![MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(topic.into()))))]));
+            everywhere = match client.send_to(Target::Broker(b), req).await {
+                Ok(r) => r.topics.iter().any(|t| {
+                    t.error_code == 0
+                        && t.partitions.len() == partitions as usize
+                        && t.partitions.iter().all(|p| p.leader_id.0 >= 0)
+                }),
+                Err(_) => false,
+            };
+        }
+        if everywhere {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
