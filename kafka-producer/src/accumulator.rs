@@ -156,7 +156,7 @@ pub(crate) enum BatchResult {
 }
 
 /// What a completion asks of the sender.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct Followups {
     /// Bytes of finished batches to return to `buffer.memory`.
     pub(crate) released: usize,
@@ -176,6 +176,19 @@ pub(crate) struct Followups {
     pub(crate) records_acked: u64,
     /// Bytes acknowledged.
     pub(crate) bytes_acked: u64,
+    /// Batches with their outcome, resolved by [`resolve`](Self::resolve) once the counters
+    /// and buffer space are updated (so a caller woken by its record sees them) and outside
+    /// the accumulator's lock.
+    pub(crate) resolved: Vec<(Arc<BatchSlot>, BatchOutcome)>,
+}
+
+impl Followups {
+    /// Wakes the records of every finished batch.
+    pub(crate) fn resolve(&mut self) {
+        for (slot, outcome) in self.resolved.drain(..) {
+            slot.complete(outcome);
+        }
+    }
 }
 
 /// Leader lookups the accumulator needs.
@@ -544,7 +557,7 @@ impl Accumulator {
         f.failed += 1;
         self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
         self.outstanding.remove(&batch.id);
-        batch.slot.complete(BatchOutcome::Failed(error));
+        f.resolved.push((batch.slot, BatchOutcome::Failed(error)));
     }
 
     /// Fails everything not yet sent (open and queued batches) with `error` (abort, close,
@@ -559,33 +572,34 @@ impl Accumulator {
                         let opts = *b.options();
                         b.reset(opts);
                     }
-                    failed.push((open.id, open.reserved, open.slot));
+                    failed.push((open.id, open.reserved, open.slot, error.clone()));
                 }
                 for b in pq.queued.drain(..) {
-                    if b.ambiguous {
+                    let e = if b.ambiguous {
                         // An earlier attempt may be in the log: say so rather than "not sent".
-                        b.slot
-                            .complete(BatchOutcome::Failed(Error::DeliveryTimeout {
-                                topic: b.topic.to_string(),
-                                partition: b.partition,
-                                timeout: Duration::ZERO,
-                                outcome: Outcome::PossiblyPersisted,
-                                last_error: Some(error.to_string()),
-                            }));
-                    }
-                    failed.push((b.id, b.reserved, b.slot));
+                        Error::DeliveryTimeout {
+                            topic: b.topic.to_string(),
+                            partition: b.partition,
+                            timeout: Duration::ZERO,
+                            outcome: Outcome::PossiblyPersisted,
+                            last_error: Some(error.to_string()),
+                        }
+                    } else {
+                        error.clone()
+                    };
+                    failed.push((b.id, b.reserved, b.slot, e));
                 }
                 // Sequences of unsent batches are given back.
                 pq.next_seq = seq_add(pq.last_acked_seq, 1).max(0);
                 pq.retrying = false;
             }
         }
-        for (id, reserved, slot) in failed {
+        for (id, reserved, slot, e) in failed {
             f.released += reserved;
             f.failed += 1;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(reserved);
             self.outstanding.remove(&id);
-            slot.complete(BatchOutcome::Failed(error.clone()));
+            f.resolved.push((slot, BatchOutcome::Failed(e)));
         }
         f
     }
@@ -638,7 +652,7 @@ impl Accumulator {
                         if transactional {
                             f.abortable = Some(e.clone());
                         }
-                        open.slot.complete(BatchOutcome::Failed(e));
+                        f.resolved.push((open.slot, BatchOutcome::Failed(e)));
                     } else {
                         let at = open.created + timeout;
                         next = Some(next.map_or(at, |n| n.min(at)));
@@ -842,10 +856,13 @@ impl Accumulator {
                     f.bytes_acked += batch.bytes.len() as u64;
                     self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
                     self.outstanding.remove(&batch.id);
-                    batch.slot.complete(BatchOutcome::Written {
-                        base_offset,
-                        log_append_time,
-                    });
+                    f.resolved.push((
+                        batch.slot,
+                        BatchOutcome::Written {
+                            base_offset,
+                            log_append_time,
+                        },
+                    ));
                 }
                 BatchResult::Transport { error, sent } => {
                     batch.ambiguous |= sent;
@@ -869,10 +886,13 @@ impl Accumulator {
                             self.buffered_bytes =
                                 self.buffered_bytes.saturating_sub(batch.reserved);
                             self.outstanding.remove(&batch.id);
-                            batch.slot.complete(BatchOutcome::Written {
-                                base_offset: -1,
-                                log_append_time: -1,
-                            });
+                            f.resolved.push((
+                                batch.slot,
+                                BatchOutcome::Written {
+                                    base_offset: -1,
+                                    log_append_time: -1,
+                                },
+                            ));
                         }
                         KafkaCode::OutOfOrderSequenceNumber
                             if batch.base_seq != seq_add(last_acked, 1) =>

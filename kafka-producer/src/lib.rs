@@ -98,6 +98,9 @@ pub(crate) struct Inner {
     pub(crate) closed_hard: AtomicBool,
     /// The current transaction has partitions or offsets at the coordinator (EndTxn needed).
     pub(crate) txn_started: AtomicBool,
+    /// Transactions use protocol v2 (KIP-890): the coordinator's cluster has
+    /// `transaction.version` >= 2 and supports EndTxn v5 and Produce v12.
+    pub(crate) tv2: AtomicBool,
     refreshing: Arc<AtomicBool>,
 }
 
@@ -145,7 +148,7 @@ impl Inner {
     }
 
     /// Acts on what a completion or expiry asks for.
-    pub(crate) fn apply(&self, f: Followups) {
+    pub(crate) fn apply(&self, mut f: Followups) {
         if f.released > 0 {
             self.memory.add_permits(f.released);
         }
@@ -156,12 +159,13 @@ impl Inner {
         if f.refresh_metadata {
             self.refresh_metadata_soon();
         }
-        if let Some(e) = f.abortable {
+        if let Some(e) = f.abortable.take() {
             self.set_abortable(e);
         }
-        if let Some(e) = f.fatal {
+        if let Some(e) = f.fatal.take() {
             self.set_fatal(e);
         }
+        f.resolve();
         self.progress.notify_waiters();
     }
 
@@ -274,6 +278,7 @@ impl Producer {
             stats: Stats::default(),
             closed_hard: AtomicBool::new(false),
             txn_started: AtomicBool::new(false),
+            tv2: AtomicBool::new(false),
             refreshing: Arc::new(AtomicBool::new(false)),
             config,
         });

@@ -99,7 +99,12 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         // Transactions (protocol v1): partitions join the transaction before their data.
         if inner.config.transactional_id.is_some() && inner.txn_in_progress() {
             let to_add = inner.lock_acc().partitions_to_add();
-            if !to_add.is_empty() {
+            if !to_add.is_empty() && inner.tv2.load(Ordering::Acquire) {
+                // Transaction protocol v2: the broker adds a partition when its first
+                // transactional batch arrives (Produce v12+).
+                inner.lock_acc().mark_added(&to_add);
+                inner.txn_started.store(true, Ordering::Release);
+            } else if !to_add.is_empty() {
                 match crate::transaction::add_partitions(&inner, &to_add).await {
                     Ok(()) => inner.lock_acc().mark_added(&to_add),
                     Err(e) if e.is_fatal() => inner.set_fatal(e),
@@ -316,8 +321,8 @@ fn build_request(
 ) -> (ProduceRequest, i16) {
     // Produce v13 (KIP-516) names topics by id; use it only when every topic has one.
     let mut version = max_version;
-    if inner.config.transactional_id.is_some() {
-        // Produce v12+ means transaction protocol v2 (KIP-890) to the broker; we speak v1.
+    if inner.config.transactional_id.is_some() && !inner.tv2.load(Ordering::Acquire) {
+        // Produce v12+ means transaction protocol v2 (KIP-890) to the broker.
         version = version.min(11);
     }
     let by_id = version >= 13

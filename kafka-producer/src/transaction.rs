@@ -1,11 +1,15 @@
-//! Transactions (KIP-98), client protocol v1: InitProducerId, AddPartitionsToTxn before the
-//! first batch of each partition, AddOffsetsToTxn + TxnOffsetCommit for consumed offsets
-//! (KIP-447 group metadata), EndTxn.
+//! Transactions (KIP-98): InitProducerId, then per transaction the partitions and consumed
+//! offsets (KIP-447 group metadata), then EndTxn.
 //!
-//! Transaction protocol v2 (KIP-890: partitions added implicitly by Produce v12+, EndTxn v5
-//! bumping the epoch every transaction) is not used yet: requests are capped at the last
-//! versions before it (Produce 11, AddPartitionsToTxn 3, TxnOffsetCommit 4, EndTxn 4), which
-//! every broker from 0.11 to 4.x accepts.
+//! Two protocol versions, chosen when the coordinator's cluster allows (as the Java client):
+//! - v2 (KIP-890), when `transaction.version` >= 2 is finalized and the coordinator speaks
+//!   EndTxn v5 and Produce v12: partitions join the transaction when their first batch arrives
+//!   (no AddPartitionsToTxn), offsets with TxnOffsetCommit v5 alone (no AddOffsetsToTxn), and
+//!   every EndTxn bumps the epoch (its answer carries the new one), so a late EndTxn can never
+//!   end the next transaction.
+//! - v1 otherwise: AddPartitionsToTxn before the first batch of each partition,
+//!   AddOffsetsToTxn + TxnOffsetCommit, EndTxn; requests capped at the last versions before v2
+//!   (Produce 11, AddPartitionsToTxn 3, TxnOffsetCommit 4, EndTxn 4).
 //!
 //! Recovery, as in the Java client: [`Error::AbortableTransaction`] → call
 //! [`Producer::abort_transaction`] and begin again; [`Error::Fenced`] and other fatal errors →
@@ -224,11 +228,12 @@ pub(crate) async fn add_partitions(inner: &Inner, parts: &[(Arc<str>, i32)]) -> 
 async fn end_txn(inner: &Inner, commit: bool) -> Result<()> {
     let txn_id = inner.config.transactional_id.clone().unwrap_or_default();
     let producer = inner.lock_acc().producer;
-    to_coordinator(
+    let tv2 = inner.tv2.load(Ordering::Acquire);
+    let resp = to_coordinator(
         inner,
         Target::transaction(txn_id.clone()),
         "EndTxn",
-        4,
+        if tv2 { 5 } else { 4 },
         || {
             EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(str(&txn_id)))
@@ -239,7 +244,36 @@ async fn end_txn(inner: &Inner, commit: bool) -> Result<()> {
         |r| r.error_code,
     )
     .await?;
+    if tv2 && resp.producer_id.0 >= 0 && resp.producer_epoch >= 0 {
+        // v2: the coordinator bumped the epoch (or, at the epoch's end, gave a new id).
+        let next = crate::accumulator::ProducerIdentity {
+            id: resp.producer_id.0,
+            epoch: resp.producer_epoch,
+        };
+        let f = inner.lock_acc().apply_new_identity(next);
+        inner.apply(f);
+    }
     Ok(())
+}
+
+/// Whether the transaction coordinator's cluster speaks transaction protocol v2.
+async fn detect_tv2(inner: &Inner) -> bool {
+    let txn_id = inner.config.transactional_id.clone().unwrap_or_default();
+    match inner
+        .client
+        .connection(&Target::transaction(txn_id), ConnectionClass::Group)
+        .await
+    {
+        Ok((_, conn)) => {
+            conn.api_versions()
+                .finalized_feature("transaction.version")
+                .unwrap_or(0)
+                >= 2
+                && conn.max_version(26).unwrap_or(0) >= 5
+                && conn.max_version(0).unwrap_or(0) >= 12
+        }
+        Err(_) => false,
+    }
 }
 
 impl Producer {
@@ -286,6 +320,8 @@ impl Producer {
             })?;
         let f = self.inner.lock_acc().apply_new_identity(id);
         self.inner.apply(f);
+        let tv2 = detect_tv2(&self.inner).await;
+        self.inner.tv2.store(tv2, Ordering::Release);
         self.set_txn_state(TxnState::Ready);
         tracing::info!(
             producer_id = id.id,
@@ -293,6 +329,12 @@ impl Producer {
             "transactions initialised"
         );
         Ok(())
+    }
+
+    /// Whether transactions use protocol v2 (KIP-890); known after
+    /// [`init_transactions`](Self::init_transactions).
+    pub fn uses_transactions_v2(&self) -> bool {
+        self.inner.tv2.load(Ordering::Acquire)
     }
 
     /// Starts a transaction: records sent from now on are part of it.
@@ -336,22 +378,25 @@ impl Producer {
             }
         }
         let producer = self.inner.lock_acc().producer;
+        let tv2 = self.inner.tv2.load(Ordering::Acquire);
         let r = async {
-            to_coordinator(
-                &self.inner,
-                Target::transaction(txn_id.clone()),
-                "AddOffsetsToTxn",
-                4,
-                || {
-                    AddOffsetsToTxnRequest::default()
-                        .with_transactional_id(TransactionalId(str(&txn_id)))
-                        .with_producer_id(ProducerId(producer.id))
-                        .with_producer_epoch(producer.epoch)
-                        .with_group_id(GroupId(str(&group.group_id)))
-                },
-                |r| r.error_code,
-            )
-            .await?;
+            if !tv2 {
+                to_coordinator(
+                    &self.inner,
+                    Target::transaction(txn_id.clone()),
+                    "AddOffsetsToTxn",
+                    4,
+                    || {
+                        AddOffsetsToTxnRequest::default()
+                            .with_transactional_id(TransactionalId(str(&txn_id)))
+                            .with_producer_id(ProducerId(producer.id))
+                            .with_producer_epoch(producer.epoch)
+                            .with_group_id(GroupId(str(&group.group_id)))
+                    },
+                    |r| r.error_code,
+                )
+                .await?;
+            }
             self.inner.txn_started.store(true, Ordering::Release);
             let mut topics: Vec<TxnOffsetCommitRequestTopic> = Vec::new();
             for (t, p, offset, epoch) in offsets {
@@ -372,7 +417,7 @@ impl Producer {
                 &self.inner,
                 Target::group(group.group_id.clone()),
                 "TxnOffsetCommit",
-                4,
+                if tv2 { 5 } else { 4 },
                 || {
                     TxnOffsetCommitRequest::default()
                         .with_transactional_id(TransactionalId(str(&txn_id)))

@@ -11,7 +11,10 @@ use std::time::Duration;
 use kafka_core::client::{Client, ClientConfig, Target};
 use kafka_core::codec::compression::Compression;
 use kafka_core::KafkaCode;
-use kafka_producer::{partition_for_key, Error, Outcome, Producer, ProducerConfig, ProducerRecord};
+use kafka_producer::{
+    partition_for_key, ConsumerGroupMetadata, Error, Outcome, Producer, ProducerConfig,
+    ProducerRecord,
+};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
@@ -129,7 +132,7 @@ fn round_trip_in_every_codec_read_back_by_kcat() {
             }
             producer.close(Duration::from_secs(10)).await.unwrap();
             let stats = producer.stats();
-            assert_eq!(stats.records_acked, 300);
+            assert_eq!(stats.records_acked, 300, "{codec:?}: {stats:?}");
             assert_eq!(stats.batches_failed, 0);
 
             let lines = kcat_read(kafka.bootstrap(), &topic, &[]);
@@ -354,6 +357,26 @@ fn bad_records_and_config_are_typed_errors() {
     });
 }
 
+/// The group's committed offset of partition 0 of `topic`, as Kafka's own group tool reports.
+fn committed_offset(kafka: &Cluster, group: &str, topic: &str) -> Option<i64> {
+    let out = kafka.tool_ok(
+        "consumer-groups",
+        &[
+            "--bootstrap-server",
+            kafka.bootstrap(),
+            "--describe",
+            "--group",
+            group,
+        ],
+    );
+    out.lines().find_map(|l| {
+        let cols: Vec<&str> = l.split_whitespace().collect();
+        (cols.len() > 3 && cols[1] == topic && cols[2] == "0")
+            .then(|| cols[3].parse().ok())
+            .flatten()
+    })
+}
+
 fn txn_config(kafka: &Cluster, id: &str) -> ProducerConfig {
     config(kafka).transactional_id(id)
 }
@@ -373,6 +396,12 @@ fn transactions_commit_once_abort_invisibly_and_fence_zombies() {
             .unwrap_err();
         assert!(matches!(e, Error::TransactionState(_)), "{e:?}");
         producer.init_transactions().await.unwrap();
+        // Kafka 4.x clusters finalize transaction.version 2 (KIP-890); 3.9 has only v1.
+        assert_eq!(
+            producer.uses_transactions_v2(),
+            kafka.version_at_least(4, 0),
+            "transaction protocol v2 exactly where the broker has it"
+        );
 
         producer.begin_transaction().unwrap();
         let mut acks = Vec::new();
@@ -387,12 +416,24 @@ fn transactions_commit_once_abort_invisibly_and_fence_zombies() {
                     .unwrap(),
             );
         }
+        // Consumed offsets commit with the transaction (KIP-447 group metadata).
+        let group = unique_topic("txn-group");
+        let group_meta = ConsumerGroupMetadata::new(group.clone());
+        producer
+            .send_offsets_to_transaction(&[(topic.clone(), 0, 42, None)], &group_meta)
+            .await
+            .unwrap();
         producer.commit_transaction().await.unwrap();
         for a in acks.drain(..) {
             a.await.expect("committed records are acknowledged");
         }
+        assert_eq!(committed_offset(kafka, &group, &topic), Some(42));
 
         producer.begin_transaction().unwrap();
+        producer
+            .send_offsets_to_transaction(&[(topic.clone(), 0, 99, None)], &group_meta)
+            .await
+            .unwrap();
         let mut aborted = Vec::new();
         for i in 0..30 {
             aborted.push(
@@ -425,6 +466,12 @@ fn transactions_commit_once_abort_invisibly_and_fence_zombies() {
         for a in acks.drain(..) {
             a.await.expect("committed records are acknowledged");
         }
+
+        assert_eq!(
+            committed_offset(kafka, &group, &topic),
+            Some(42),
+            "offsets of an aborted transaction are not committed"
+        );
 
         // A second instance with the same transactional.id fences the first.
         let zombie = producer;

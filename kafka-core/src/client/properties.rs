@@ -282,9 +282,11 @@ impl ClientConfig {
             "SSL" => (true, false),
             "SASL_PLAINTEXT" => (false, true),
             "SASL_SSL" => (true, true),
-            other => return Err(config_error(format!(
+            other => {
+                return Err(config_error(format!(
                 "security.protocol={other:?}: expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-            ))),
+            )))
+            }
         };
         let tls_keys = [
             "ssl.truststore.type",

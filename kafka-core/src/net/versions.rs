@@ -21,6 +21,8 @@ pub struct ApiVersionRange {
 pub struct ApiVersionsTable {
     entries: Vec<ApiVersionRange>,
     api_versions_version: i16,
+    /// Finalized cluster features (ApiVersions v3+, KIP-584): name and max version level.
+    finalized_features: Vec<(String, i16)>,
 }
 
 /// The range this client can encode for `api_key`, if it knows the API.
@@ -34,12 +36,28 @@ pub fn client_range(api_key: i16) -> Option<(i16, i16)> {
 impl ApiVersionsTable {
     /// Builds the table from a broker's ApiVersions response, received at `version`.
     pub fn from_response(version: i16, resp: &ApiVersionsResponse) -> Self {
-        Self::from_ranges(
+        let mut table = Self::from_ranges(
             version,
             resp.api_keys
                 .iter()
                 .map(|k| (k.api_key, k.min_version, k.max_version)),
-        )
+        );
+        table.finalized_features = resp
+            .finalized_features
+            .iter()
+            .map(|f| (f.name.to_string(), f.max_version_level))
+            .collect();
+        table
+    }
+
+    /// The finalized version level of a cluster feature (`transaction.version`,
+    /// `metadata.version`, `group.version`...), as the broker reported it when the connection
+    /// was set up; `None` when the feature is not finalized or the broker predates KIP-584.
+    pub fn finalized_feature(&self, name: &str) -> Option<i16> {
+        self.finalized_features
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, level)| *level)
     }
 
     /// Builds the table from `(api_key, min, max)` broker ranges.
@@ -66,6 +84,7 @@ impl ApiVersionsTable {
         Self {
             entries,
             api_versions_version: version,
+            finalized_features: Vec::new(),
         }
     }
 
@@ -130,5 +149,24 @@ mod tests {
         assert_eq!(t.max_version(9999), None);
         assert_eq!(t.max_version(3), None);
         assert!(t.supports(1, 10) && !t.supports(1, 11));
+    }
+
+    #[test]
+    fn finalized_features_are_kept() {
+        use kafka_protocol::messages::api_versions_response::{ApiVersion, FinalizedFeatureKey};
+        use kafka_protocol::protocol::StrBytes;
+        let resp = ApiVersionsResponse::default()
+            .with_api_keys(vec![ApiVersion::default()
+                .with_api_key(0)
+                .with_min_version(3)
+                .with_max_version(13)])
+            .with_finalized_features(vec![FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str("transaction.version"))
+                .with_min_version_level(0)
+                .with_max_version_level(2)]);
+        let t = ApiVersionsTable::from_response(3, &resp);
+        assert_eq!(t.finalized_feature("transaction.version"), Some(2));
+        assert_eq!(t.finalized_feature("group.version"), None);
+        assert_eq!(t.max_version(0), Some(13));
     }
 }

@@ -102,7 +102,7 @@ fn sequences_are_consecutive_per_partition_and_linger_is_honoured() {
                 seqs.push((seq, n));
             }
             let results = j.batches.into_iter().map(|b| (b, written())).collect();
-            a.complete(j.node, results, t1);
+            a.complete(j.node, results, t1).resolve();
         }
     }
     let mut next = 0;
@@ -214,6 +214,7 @@ fn an_unsent_batch_expires_as_not_persisted_and_later_ones_are_renumbered() {
     a.drain(t0, &NoLeader).unwrap();
     let t10 = t0 + Duration::from_secs(10);
     a.expire(t10, &mut f);
+    f.resolve();
     let e = poll_now(&mut old).expect("failed").unwrap_err();
     assert_eq!(e.outcome(), Outcome::NotPersisted);
     assert!(!f.bump_epoch, "nothing of it reached a broker");
@@ -263,7 +264,8 @@ fn an_ambiguous_batch_is_never_restamped() {
     );
     assert_eq!(f.retries, 1);
     // Something else forces an epoch bump before the retry.
-    let f = a.apply_new_identity(ProducerIdentity { id: 7, epoch: 4 });
+    let mut f = a.apply_new_identity(ProducerIdentity { id: 7, epoch: 4 });
+    f.resolve();
     assert_eq!(f.failed, 1);
     let e = poll_now(&mut first).expect("resolved").unwrap_err();
     assert_eq!(e.outcome(), Outcome::PossiblyPersisted);
@@ -308,7 +310,9 @@ fn fencing_is_fatal_for_transactional_producers() {
             .collect(),
         t0,
     );
+    let mut f = f;
     assert!(matches!(f.fatal, Some(Error::Fenced { .. })));
+    f.resolve();
     assert!(poll_now(&mut fut).unwrap().is_err());
 }
 
