@@ -119,13 +119,17 @@ async fn topics_create_describe_grow_list_and_delete() {
         .unwrap()
         .into_result()
         .unwrap();
-    let d = admin
-        .describe_topics(&[&name])
-        .await
-        .unwrap()
-        .into_result()
-        .unwrap();
-    assert_eq!(d[&name].partitions.len(), 5);
+    // (The new partitions reach the broker's metadata a moment later.)
+    eventually("five partitions", || async {
+        let d = admin
+            .describe_topics(&[&name])
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
+        (d[&name].partitions.len() == 5).then_some(())
+    })
+    .await;
     // Shrinking is refused with the broker's reason, for that topic.
     let shrink = BTreeMap::from([(name.clone(), NewPartitions::increase_to(2))]);
     let r = admin.create_partitions(&shrink, false).await.unwrap();
