@@ -25,12 +25,159 @@ pub struct ApiVersionsTable {
     finalized_features: Vec<(String, i16)>,
 }
 
-/// The range this client can encode for `api_key`, if it knows the API.
+/// The range this client can encode for `api_key`, if it knows the API: the *request* type's
+/// versions. (`ApiKey::valid_versions` in kafka-protocol 0.18 gives the response's range,
+/// which is wider for OffsetCommit and OffsetFetch: v10 responses decode, v10 requests do not
+/// encode, so negotiating v10 with a 4.x broker would fail every such request.)
 pub fn client_range(api_key: i16) -> Option<(i16, i16)> {
     ApiKey::try_from(api_key).ok().map(|k| {
-        let r = k.valid_versions();
+        let r = request_versions(k);
         (r.min, r.max)
     })
+}
+
+fn request_versions(key: ApiKey) -> kafka_protocol::protocol::VersionRange {
+    use kafka_protocol::messages;
+    use kafka_protocol::protocol::Message;
+    match key {
+        ApiKey::Produce => <messages::ProduceRequest as Message>::VERSIONS,
+        ApiKey::Fetch => <messages::FetchRequest as Message>::VERSIONS,
+        ApiKey::ListOffsets => <messages::ListOffsetsRequest as Message>::VERSIONS,
+        ApiKey::Metadata => <messages::MetadataRequest as Message>::VERSIONS,
+        ApiKey::OffsetCommit => <messages::OffsetCommitRequest as Message>::VERSIONS,
+        ApiKey::OffsetFetch => <messages::OffsetFetchRequest as Message>::VERSIONS,
+        ApiKey::FindCoordinator => <messages::FindCoordinatorRequest as Message>::VERSIONS,
+        ApiKey::JoinGroup => <messages::JoinGroupRequest as Message>::VERSIONS,
+        ApiKey::Heartbeat => <messages::HeartbeatRequest as Message>::VERSIONS,
+        ApiKey::LeaveGroup => <messages::LeaveGroupRequest as Message>::VERSIONS,
+        ApiKey::SyncGroup => <messages::SyncGroupRequest as Message>::VERSIONS,
+        ApiKey::DescribeGroups => <messages::DescribeGroupsRequest as Message>::VERSIONS,
+        ApiKey::ListGroups => <messages::ListGroupsRequest as Message>::VERSIONS,
+        ApiKey::SaslHandshake => <messages::SaslHandshakeRequest as Message>::VERSIONS,
+        ApiKey::ApiVersions => <messages::ApiVersionsRequest as Message>::VERSIONS,
+        ApiKey::CreateTopics => <messages::CreateTopicsRequest as Message>::VERSIONS,
+        ApiKey::DeleteTopics => <messages::DeleteTopicsRequest as Message>::VERSIONS,
+        ApiKey::DeleteRecords => <messages::DeleteRecordsRequest as Message>::VERSIONS,
+        ApiKey::InitProducerId => <messages::InitProducerIdRequest as Message>::VERSIONS,
+        ApiKey::OffsetForLeaderEpoch => {
+            <messages::OffsetForLeaderEpochRequest as Message>::VERSIONS
+        }
+        ApiKey::AddPartitionsToTxn => <messages::AddPartitionsToTxnRequest as Message>::VERSIONS,
+        ApiKey::AddOffsetsToTxn => <messages::AddOffsetsToTxnRequest as Message>::VERSIONS,
+        ApiKey::EndTxn => <messages::EndTxnRequest as Message>::VERSIONS,
+        ApiKey::WriteTxnMarkers => <messages::WriteTxnMarkersRequest as Message>::VERSIONS,
+        ApiKey::TxnOffsetCommit => <messages::TxnOffsetCommitRequest as Message>::VERSIONS,
+        ApiKey::DescribeAcls => <messages::DescribeAclsRequest as Message>::VERSIONS,
+        ApiKey::CreateAcls => <messages::CreateAclsRequest as Message>::VERSIONS,
+        ApiKey::DeleteAcls => <messages::DeleteAclsRequest as Message>::VERSIONS,
+        ApiKey::DescribeConfigs => <messages::DescribeConfigsRequest as Message>::VERSIONS,
+        ApiKey::AlterConfigs => <messages::AlterConfigsRequest as Message>::VERSIONS,
+        ApiKey::AlterReplicaLogDirs => <messages::AlterReplicaLogDirsRequest as Message>::VERSIONS,
+        ApiKey::DescribeLogDirs => <messages::DescribeLogDirsRequest as Message>::VERSIONS,
+        ApiKey::SaslAuthenticate => <messages::SaslAuthenticateRequest as Message>::VERSIONS,
+        ApiKey::CreatePartitions => <messages::CreatePartitionsRequest as Message>::VERSIONS,
+        ApiKey::CreateDelegationToken => {
+            <messages::CreateDelegationTokenRequest as Message>::VERSIONS
+        }
+        ApiKey::RenewDelegationToken => {
+            <messages::RenewDelegationTokenRequest as Message>::VERSIONS
+        }
+        ApiKey::ExpireDelegationToken => {
+            <messages::ExpireDelegationTokenRequest as Message>::VERSIONS
+        }
+        ApiKey::DescribeDelegationToken => {
+            <messages::DescribeDelegationTokenRequest as Message>::VERSIONS
+        }
+        ApiKey::DeleteGroups => <messages::DeleteGroupsRequest as Message>::VERSIONS,
+        ApiKey::ElectLeaders => <messages::ElectLeadersRequest as Message>::VERSIONS,
+        ApiKey::IncrementalAlterConfigs => {
+            <messages::IncrementalAlterConfigsRequest as Message>::VERSIONS
+        }
+        ApiKey::AlterPartitionReassignments => {
+            <messages::AlterPartitionReassignmentsRequest as Message>::VERSIONS
+        }
+        ApiKey::ListPartitionReassignments => {
+            <messages::ListPartitionReassignmentsRequest as Message>::VERSIONS
+        }
+        ApiKey::OffsetDelete => <messages::OffsetDeleteRequest as Message>::VERSIONS,
+        ApiKey::DescribeClientQuotas => {
+            <messages::DescribeClientQuotasRequest as Message>::VERSIONS
+        }
+        ApiKey::AlterClientQuotas => <messages::AlterClientQuotasRequest as Message>::VERSIONS,
+        ApiKey::DescribeUserScramCredentials => {
+            <messages::DescribeUserScramCredentialsRequest as Message>::VERSIONS
+        }
+        ApiKey::AlterUserScramCredentials => {
+            <messages::AlterUserScramCredentialsRequest as Message>::VERSIONS
+        }
+        ApiKey::Vote => <messages::VoteRequest as Message>::VERSIONS,
+        ApiKey::BeginQuorumEpoch => <messages::BeginQuorumEpochRequest as Message>::VERSIONS,
+        ApiKey::EndQuorumEpoch => <messages::EndQuorumEpochRequest as Message>::VERSIONS,
+        ApiKey::DescribeQuorum => <messages::DescribeQuorumRequest as Message>::VERSIONS,
+        ApiKey::AlterPartition => <messages::AlterPartitionRequest as Message>::VERSIONS,
+        ApiKey::UpdateFeatures => <messages::UpdateFeaturesRequest as Message>::VERSIONS,
+        ApiKey::Envelope => <messages::EnvelopeRequest as Message>::VERSIONS,
+        ApiKey::FetchSnapshot => <messages::FetchSnapshotRequest as Message>::VERSIONS,
+        ApiKey::DescribeCluster => <messages::DescribeClusterRequest as Message>::VERSIONS,
+        ApiKey::DescribeProducers => <messages::DescribeProducersRequest as Message>::VERSIONS,
+        ApiKey::BrokerRegistration => <messages::BrokerRegistrationRequest as Message>::VERSIONS,
+        ApiKey::BrokerHeartbeat => <messages::BrokerHeartbeatRequest as Message>::VERSIONS,
+        ApiKey::UnregisterBroker => <messages::UnregisterBrokerRequest as Message>::VERSIONS,
+        ApiKey::DescribeTransactions => {
+            <messages::DescribeTransactionsRequest as Message>::VERSIONS
+        }
+        ApiKey::ListTransactions => <messages::ListTransactionsRequest as Message>::VERSIONS,
+        ApiKey::AllocateProducerIds => <messages::AllocateProducerIdsRequest as Message>::VERSIONS,
+        ApiKey::ConsumerGroupHeartbeat => {
+            <messages::ConsumerGroupHeartbeatRequest as Message>::VERSIONS
+        }
+        ApiKey::ConsumerGroupDescribe => {
+            <messages::ConsumerGroupDescribeRequest as Message>::VERSIONS
+        }
+        ApiKey::ControllerRegistration => {
+            <messages::ControllerRegistrationRequest as Message>::VERSIONS
+        }
+        ApiKey::GetTelemetrySubscriptions => {
+            <messages::GetTelemetrySubscriptionsRequest as Message>::VERSIONS
+        }
+        ApiKey::PushTelemetry => <messages::PushTelemetryRequest as Message>::VERSIONS,
+        ApiKey::AssignReplicasToDirs => {
+            <messages::AssignReplicasToDirsRequest as Message>::VERSIONS
+        }
+        ApiKey::ListConfigResources => <messages::ListConfigResourcesRequest as Message>::VERSIONS,
+        ApiKey::DescribeTopicPartitions => {
+            <messages::DescribeTopicPartitionsRequest as Message>::VERSIONS
+        }
+        ApiKey::ShareGroupHeartbeat => <messages::ShareGroupHeartbeatRequest as Message>::VERSIONS,
+        ApiKey::ShareGroupDescribe => <messages::ShareGroupDescribeRequest as Message>::VERSIONS,
+        ApiKey::ShareFetch => <messages::ShareFetchRequest as Message>::VERSIONS,
+        ApiKey::ShareAcknowledge => <messages::ShareAcknowledgeRequest as Message>::VERSIONS,
+        ApiKey::AddRaftVoter => <messages::AddRaftVoterRequest as Message>::VERSIONS,
+        ApiKey::RemoveRaftVoter => <messages::RemoveRaftVoterRequest as Message>::VERSIONS,
+        ApiKey::UpdateRaftVoter => <messages::UpdateRaftVoterRequest as Message>::VERSIONS,
+        ApiKey::InitializeShareGroupState => {
+            <messages::InitializeShareGroupStateRequest as Message>::VERSIONS
+        }
+        ApiKey::ReadShareGroupState => <messages::ReadShareGroupStateRequest as Message>::VERSIONS,
+        ApiKey::WriteShareGroupState => {
+            <messages::WriteShareGroupStateRequest as Message>::VERSIONS
+        }
+        ApiKey::DeleteShareGroupState => {
+            <messages::DeleteShareGroupStateRequest as Message>::VERSIONS
+        }
+        ApiKey::ReadShareGroupStateSummary => {
+            <messages::ReadShareGroupStateSummaryRequest as Message>::VERSIONS
+        }
+        ApiKey::DescribeShareGroupOffsets => {
+            <messages::DescribeShareGroupOffsetsRequest as Message>::VERSIONS
+        }
+        ApiKey::AlterShareGroupOffsets => {
+            <messages::AlterShareGroupOffsetsRequest as Message>::VERSIONS
+        }
+        ApiKey::DeleteShareGroupOffsets => {
+            <messages::DeleteShareGroupOffsetsRequest as Message>::VERSIONS
+        }
+    }
 }
 
 impl ApiVersionsTable {
@@ -168,5 +315,16 @@ mod tests {
         assert_eq!(t.finalized_feature("transaction.version"), Some(2));
         assert_eq!(t.finalized_feature("group.version"), None);
         assert_eq!(t.max_version(0), Some(13));
+    }
+
+    #[test]
+    fn client_range_is_what_requests_can_encode() {
+        // kafka-protocol 0.18 decodes OffsetCommit/OffsetFetch v10 responses but encodes
+        // requests only up to v9: negotiation must stop at v9.
+        assert_eq!(client_range(8), Some((2, 9)));
+        assert_eq!(client_range(9), Some((1, 9)));
+        let t = ApiVersionsTable::from_ranges(4, [(8, 0, 10), (9, 0, 10)]);
+        assert_eq!(t.max_version(8), Some(9));
+        assert_eq!(t.max_version(9), Some(9));
     }
 }
