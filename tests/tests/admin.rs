@@ -19,7 +19,7 @@ use kafka_admin::offsets::{IsolationLevel, OffsetSpec};
 use kafka_admin::quotas::{QuotaEntity, QuotaFilter, QuotaOp};
 use kafka_admin::scram::{ScramAlteration, ScramMechanism};
 use kafka_admin::topics::NewPartitions;
-use kafka_admin::txn::ListTransactionsFilter;
+use kafka_admin::txn::{AbortTransactionSpec, ListTransactionsFilter};
 use kafka_admin::{
     AdminError, AlterConfigOp, ConfigResource, ConfigSource, NewTopic, TopicPartition,
 };
@@ -1170,6 +1170,73 @@ async fn producers_and_transactions() {
         r.get(&missing).unwrap().as_ref().unwrap_err().code,
         KafkaCode::TransactionalIdNotFound
     );
+}
+
+#[tokio::test]
+async fn a_hanging_transaction_is_found_and_aborted() {
+    let kafka = kafka();
+    let admin = admin(kafka).await;
+    let topic = unique_topic("admin-hanging");
+    admin
+        .create_topics(&[NewTopic::new(&topic, 1, 1)], false)
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    wait_for_leaders(admin.client(), &topic, 1).await;
+    // Our transactional producer writes and then never ends its transaction.
+    let producer = kafka_producer::Producer::new(
+        kafka_producer::ProducerConfig::new([kafka.bootstrap()])
+            .unwrap()
+            .transactional_id(unique_topic("admin-hanging-id"))
+            .transaction_timeout(std::time::Duration::from_secs(600)),
+    )
+    .await
+    .unwrap();
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().unwrap();
+    let ack = producer
+        .send(kafka_producer::ProducerRecord::new(
+            topic.clone(),
+            "left open",
+        ))
+        .await
+        .unwrap();
+    producer.flush().await.unwrap();
+    ack.await.unwrap();
+    let states = admin
+        .describe_producers(&[tp(&topic, 0)])
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    let open = states[&tp(&topic, 0)]
+        .iter()
+        .find(|p| p.current_txn_start_offset.is_some())
+        .cloned()
+        .expect("the open transaction is visible");
+    admin
+        .abort_transaction(&AbortTransactionSpec {
+            partition: tp(&topic, 0),
+            producer_id: open.producer_id,
+            producer_epoch: open.producer_epoch as i16,
+            coordinator_epoch: open.coordinator_epoch.max(0),
+        })
+        .await
+        .unwrap();
+    let after = admin
+        .describe_producers(&[tp(&topic, 0)])
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    assert!(
+        after[&tp(&topic, 0)]
+            .iter()
+            .all(|p| p.current_txn_start_offset.is_none()),
+        "the abort marker closed the transaction: {after:?}"
+    );
+    drop(producer);
 }
 
 #[tokio::test]
