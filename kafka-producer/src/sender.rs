@@ -143,6 +143,10 @@ pub(crate) async fn run(inner: Arc<Inner>) {
         }
         for job in jobs {
             inner.stats.requests.fetch_add(1, Ordering::Relaxed);
+            for b in &job.batches {
+                metrics::histogram!("kafka_producer_batch_bytes").record(b.bytes.len() as f64);
+                metrics::histogram!("kafka_producer_batch_records").record(f64::from(b.records));
+            }
             let node = job.node;
             let tx = workers.entry(node).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
