@@ -24,4 +24,7 @@ pub mod measure;
 pub mod report;
 pub mod setup;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::LiveError;
