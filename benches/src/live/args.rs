@@ -9,7 +9,7 @@ pub const USAGE: &str = "\
 usage:
   live produce --client NAME [--bootstrap HOST:PORT] --topic T --records N --size S
                [--acks all|1|0] [--compression none|lz4|zstd] [--partitions P (6)]
-               [--linger-ms MS (5)] [--batch-size BYTES (16384)] [--idempotent true|false]
+               [--linger-ms MS (5)] [--batch-size BYTES (1000000)] [--idempotent true|false]
                [--timeout-s SECS (300)]
   live consume --client NAME [--bootstrap HOST:PORT] --topic T --records N [--timeout-s SECS]
   live compare produce [--clients a,b,...] [--rounds R (3)] <produce options but --client>
@@ -309,7 +309,7 @@ fn produce_spec(o: &mut Options, default_topic: Option<&str>) -> Result<ProduceS
     };
     let batch_size = match o.take("batch-size") {
         Some(v) => number("--batch-size", v, 1024usize, 64 << 20)?,
-        None => 16_384,
+        None => 1_000_000,
     };
     let idempotent = match o.take("idempotent") {
         Some(v) => boolean("--idempotent", v)?,

@@ -73,8 +73,12 @@ impl LiveProducer for ConfluentProducer {
             ),
         ]))
         .map_err(|e| LiveError::client(Self::NAME, e))?;
-        let producer = KafkaProducer::new(config, ByteArraySerializer, ByteArraySerializer)
-            .map_err(|e| LiveError::client(Self::NAME, e))?;
+        let producer = KafkaProducer::new(
+            config,
+            ByteArraySerializer::default(),
+            ByteArraySerializer::default(),
+        )
+        .map_err(|e| LiveError::client(Self::NAME, e))?;
         Ok(ConfluentProducer { producer })
     }
 
@@ -131,8 +135,12 @@ impl LiveConsumer for ConfluentConsumer {
             ("auto.offset.reset", "earliest".into()),
         ]))
         .map_err(|e| LiveError::client(Self::NAME, e))?;
-        let consumer = KafkaConsumer::new(config, BytesDeserializer, BytesDeserializer)
-            .map_err(|e| LiveError::client(Self::NAME, e))?;
+        let consumer = KafkaConsumer::new(
+            config,
+            BytesDeserializer::default(),
+            BytesDeserializer::default(),
+        )
+        .map_err(|e| LiveError::client(Self::NAME, e))?;
         Ok(ConfluentConsumer { consumer })
     }
 

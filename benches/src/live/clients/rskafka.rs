@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rskafka::chrono::Utc;
+use rskafka::chrono::{DateTime, Utc};
 use rskafka::client::partition::{
     Compression as RsCompression, PartitionClient, UnknownTopicHandling,
 };
@@ -53,6 +53,14 @@ async fn partition_clients(
         out.push(Arc::new(pc));
     }
     Ok(out)
+}
+
+/// The wall clock as rskafka wants it (its chrono has no `clock` feature).
+fn now() -> DateTime<Utc> {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
 }
 
 /// One `BatchProducer` per partition.
@@ -131,7 +139,7 @@ impl LiveProducer for RskafkaProducer {
                 key: None,
                 value: Some(job.payload.to_vec()),
                 headers: Default::default(),
-                timestamp: Utc::now(),
+                timestamp: now(),
             };
             collector.push(sent, async move {
                 let r = producer.produce(record).await;
