@@ -7,6 +7,7 @@
 //!   `default.api.timeout.ms`, and the raw request escape hatch [`Client::send_to`].
 //! * [`backoff`]: exponential backoff with jitter (KIP-580).
 //! * [`metadata`]: the sans-IO metadata cache (Metadata API, KIP-320 leader epochs).
+//! * [`properties`]: Java-style `key=value` settings and [`ClientConfig::from_properties`].
 //! * [`route`]: targets, workload classes and routing (sans-IO).
 //! * [`error`]: the layer's error type, carrying broker, API, topic, partition and
 //!   coordinator context; Kafka codes are [`KafkaCode`](crate::KafkaCode).
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod metadata;
 pub mod pool;
+pub mod properties;
 pub mod route;
 
 pub use backoff::{Backoff, BackoffConfig};
@@ -27,4 +29,5 @@ pub use metadata::{
     BrokerInfo, ClusterMetadata, LeaderAndEpoch, MetadataCache, PartitionInfo, TopicInfo,
     TopicSelection,
 };
+pub use properties::{Properties, CLIENT_KEYS};
 pub use route::{ConnectionClass, CoordinatorKind, Target};

@@ -590,6 +590,37 @@ struct Shared {
     pub(crate) gate: tokio::sync::RwLock<()>,
 }
 
+/// A request queued by [`Connection::enqueue_at`], waiting for its response.
+pub struct PendingResponse<R> {
+    conn: Connection,
+    in_flight: InFlight,
+    version: i16,
+    _request: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R> fmt::Debug for PendingResponse<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PendingResponse")
+            .field("correlation_id", &self.in_flight.id)
+            .field("api_key", &self.in_flight.api_key)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+impl<R> PendingResponse<R>
+where
+    R: Request + 'static,
+    R::Response: 'static,
+{
+    /// Waits for the response (up to the request timeout) and decodes it.
+    pub async fn response(self) -> Result<R::Response, NetError> {
+        let link = &self.conn.shared.link;
+        let body = link.wait(self.in_flight).await?;
+        link.decode::<R>(self.version, body)
+    }
+}
+
 /// A connection to one broker. Cheap to clone (a handle); `Send + Sync`; every method is
 /// cancellation-safe. The connection closes when the last handle is dropped or when it is
 /// poisoned (see [`Connection::is_closed`]).
@@ -808,6 +839,40 @@ impl Connection {
         }
         .instrument(span)
         .await
+    }
+
+    /// Queues `req` at `version` and returns as soon as it holds its place in the connection's
+    /// write order; [`PendingResponse::response`] then waits for the answer.
+    ///
+    /// Requests queued one after another by one task are written in that order, whatever
+    /// happens to their responses: what an idempotent producer needs to keep several Produce
+    /// requests in flight on one connection without reordering their sequence numbers
+    /// (concurrent [`send`](Self::send) calls from different tasks promise no order).
+    pub async fn enqueue_at<R>(&self, req: R, version: i16) -> Result<PendingResponse<R>, NetError>
+    where
+        R: Request + 'static,
+        R::Response: 'static,
+    {
+        if expects_no_response(&req) {
+            return Err(NetError::NoResponseExpected {
+                api: api_name(R::KEY),
+            });
+        }
+        self.check_version(R::KEY, version)?;
+        let link = &self.shared.link;
+        let enc = link.encode(&req, version)?;
+        drop(req);
+        let in_flight = {
+            let _gate = self.shared.gate.read().await;
+            link.io.wait_throttle().await;
+            link.enqueue(enc).await?
+        };
+        Ok(PendingResponse {
+            conn: self.clone(),
+            in_flight,
+            version,
+            _request: std::marker::PhantomData,
+        })
     }
 
     /// Sends a request that the broker does not answer (Produce with `acks=0`) at the highest

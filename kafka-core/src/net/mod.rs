@@ -39,7 +39,7 @@ mod versions;
 mod tests;
 
 pub use config::ConnectionConfig;
-pub use connection::{BrokerAddr, Connection};
+pub use connection::{BrokerAddr, Connection, PendingResponse};
 pub use error::{NetError, TlsFailure};
 pub use sasl::{BoxError, OAuthBearerToken, OAuthBearerTokenProvider, SaslConfig};
 pub use tls::TlsConfig;

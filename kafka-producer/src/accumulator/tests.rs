@@ -1,0 +1,329 @@
+//! The accumulator on virtual time: sequences, retries, expiry, epoch bumps.
+
+use super::*;
+use kafka_core::codec::records::BatchDecoder;
+
+struct OneLeader(i32);
+
+impl Leaders for OneLeader {
+    fn leader(&self, _: &str, _: i32) -> Option<i32> {
+        Some(self.0)
+    }
+}
+
+fn cfg() -> AccumulatorConfig {
+    AccumulatorConfig {
+        batch_size: 200,
+        linger: Duration::from_millis(5),
+        max_request_size: 1 << 20,
+        compression: Compression::None,
+        compression_level: None,
+        idempotent: true,
+        transactional: false,
+        max_in_flight: 5,
+        delivery_timeout: Duration::from_secs(10),
+        retries: u32::MAX,
+        retry_backoff: BackoffConfig::default(),
+    }
+}
+
+fn acc() -> Accumulator {
+    let mut a = Accumulator::new(cfg(), Compressor::new(), 42);
+    a.producer = ProducerIdentity { id: 7, epoch: 3 };
+    a.ensure_topic("t", 2);
+    a
+}
+
+fn append(a: &mut Accumulator, p: i32, now: Instant) -> DeliveryFuture {
+    a.append("t", p, 1, Some(b"key"), Some(&[b'v'; 50]), &[], 60, now)
+        .unwrap()
+        .0
+}
+
+/// The producer fields of a sealed batch, read back through the decoder (which checks the
+/// CRC, so a bad re-stamp fails here).
+fn header(bytes: &Bytes) -> (i64, i16, i32, usize) {
+    let mut d = BatchDecoder::new(1 << 20);
+    let b = d.batches(bytes.clone()).next().unwrap().unwrap();
+    let h = *b.header();
+    (
+        h.producer_id,
+        h.producer_epoch,
+        h.base_sequence,
+        b.records().count(),
+    )
+}
+
+fn drain(a: &mut Accumulator, now: Instant) -> Vec<ProduceJob> {
+    a.drain(now, &OneLeader(1)).unwrap().0
+}
+
+fn written() -> BatchResult {
+    BatchResult::Written {
+        base_offset: 100,
+        log_append_time: -1,
+    }
+}
+
+fn poll_now(f: &mut DeliveryFuture) -> Option<Result<crate::RecordMetadata, Error>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    match std::pin::Pin::new(f).poll(&mut cx) {
+        std::task::Poll::Ready(r) => Some(r),
+        std::task::Poll::Pending => None,
+    }
+}
+
+use std::future::Future;
+
+#[test]
+fn sequences_are_consecutive_per_partition_and_linger_is_honoured() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    // Two records fit in one 200-byte batch, the third starts a new one.
+    let mut futs: Vec<_> = (0..5).map(|_| append(&mut a, 0, t0)).collect();
+    // Before linger.ms only the full batches go (one per request for one partition).
+    let mut pending = drain(&mut a, t0);
+    assert_eq!(pending.len(), 1);
+    assert_eq!(header(&pending[0].batches[0].bytes).3, 2);
+    let t1 = t0 + Duration::from_millis(6);
+    let mut seqs = Vec::new();
+    loop {
+        let mut jobs = std::mem::take(&mut pending);
+        jobs.extend(drain(&mut a, t1));
+        if jobs.is_empty() {
+            break;
+        }
+        for j in jobs {
+            for b in &j.batches {
+                let (pid, epoch, seq, n) = header(&b.bytes);
+                assert_eq!((pid, epoch), (7, 3));
+                assert_eq!(seq, b.base_seq);
+                seqs.push((seq, n));
+            }
+            let results = j.batches.into_iter().map(|b| (b, written())).collect();
+            a.complete(j.node, results, t1).resolve();
+        }
+    }
+    let mut next = 0;
+    for (seq, n) in &seqs {
+        assert_eq!(*seq, next);
+        next += *n as i32;
+    }
+    assert_eq!(next, 5);
+    for (i, f) in futs.iter_mut().enumerate() {
+        let meta = poll_now(f).expect("acknowledged").unwrap();
+        assert_eq!(meta.partition, 0);
+        assert!(meta.offset >= 100, "record {i}");
+    }
+    assert!(a.is_empty());
+}
+
+#[test]
+fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    for _ in 0..6 {
+        drop(append(&mut a, 0, t0));
+    }
+    a.begin_flush();
+    // Three batches of two records: all in flight at once (max 5 per node, one per request).
+    let mut in_flight = Vec::new();
+    for _ in 0..3 {
+        let jobs = drain(&mut a, t0);
+        assert_eq!(jobs.len(), 1);
+        in_flight.extend(jobs);
+    }
+    let first_bytes = in_flight[0].batches[0].bytes.clone();
+    // The first fails with NOT_LEADER, the later ones with OUT_OF_ORDER_SEQUENCE.
+    let mut it = in_flight.into_iter();
+    let j = it.next().unwrap();
+    let code = |c| BatchResult::Code {
+        code: c,
+        message: None,
+    };
+    let f = a.complete(
+        j.node,
+        j.batches
+            .into_iter()
+            .map(|b| (b, code(KafkaCode::NotLeaderOrFollower)))
+            .collect(),
+        t0,
+    );
+    assert!(f.refresh_metadata);
+    for j in it {
+        let f = a.complete(
+            j.node,
+            j.batches
+                .into_iter()
+                .map(|b| (b, code(KafkaCode::OutOfOrderSequenceNumber)))
+                .collect(),
+            t0,
+        );
+        assert!(
+            !f.bump_epoch,
+            "a too-early batch is retried, not a reason to bump"
+        );
+        assert_eq!(f.failed, 0);
+    }
+    // After the backoff, only the first batch goes, with the same bytes.
+    let later = t0 + Duration::from_secs(2);
+    let jobs = drain(&mut a, later);
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].batches[0].bytes, first_bytes);
+    assert!(
+        drain(&mut a, later).is_empty(),
+        "one batch at a time while retrying"
+    );
+    let j = jobs.into_iter().next().unwrap();
+    a.complete(
+        j.node,
+        j.batches.into_iter().map(|b| (b, written())).collect(),
+        later,
+    );
+    // Then the rest, in sequence order.
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        for j in drain(&mut a, later) {
+            for b in &j.batches {
+                seqs.push(b.base_seq);
+            }
+            a.complete(
+                j.node,
+                j.batches.into_iter().map(|b| (b, written())).collect(),
+                later,
+            );
+        }
+    }
+    assert_eq!(seqs, [2, 4]);
+    assert!(a.is_empty());
+}
+
+#[test]
+fn an_unsent_batch_expires_as_not_persisted_and_later_ones_are_renumbered() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    let mut old = append(&mut a, 0, t0);
+    drop(append(&mut a, 0, t0));
+    // A new batch 5 s later (the first is full after two records).
+    let t5 = t0 + Duration::from_secs(5);
+    let mut young = append(&mut a, 0, t5);
+    // No leader for 10 s: nothing is sent; then the first batch expires.
+    let mut f = Followups::default();
+    a.begin_flush();
+    a.drain(t0, &NoLeader).unwrap();
+    let t10 = t0 + Duration::from_secs(10);
+    a.expire(t10, &mut f);
+    f.resolve();
+    let e = poll_now(&mut old).expect("failed").unwrap_err();
+    assert_eq!(e.outcome(), Outcome::NotPersisted);
+    assert!(!f.bump_epoch, "nothing of it reached a broker");
+    assert!(poll_now(&mut young).is_none());
+    let jobs = drain(&mut a, t10);
+    let b = &jobs[0].batches[0];
+    assert_eq!(
+        b.base_seq, 0,
+        "the surviving batch takes the freed sequence"
+    );
+    assert_eq!(header(&b.bytes).2, 0);
+}
+
+struct NoLeader;
+
+impl Leaders for NoLeader {
+    fn leader(&self, _: &str, _: i32) -> Option<i32> {
+        None
+    }
+}
+
+#[test]
+fn an_ambiguous_batch_is_never_restamped() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    let mut first = append(&mut a, 0, t0);
+    drop(append(&mut a, 0, t0));
+    let mut second = append(&mut a, 0, t0);
+    a.begin_flush();
+    let j = drain(&mut a, t0).into_iter().next().unwrap();
+    // The request timed out: it may have been written.
+    let f = a.complete(
+        j.node,
+        j.batches
+            .into_iter()
+            .map(|b| {
+                (
+                    b,
+                    BatchResult::Transport {
+                        error: "timeout".into(),
+                        sent: true,
+                    },
+                )
+            })
+            .collect(),
+        t0,
+    );
+    assert_eq!(f.retries, 1);
+    // Something else forces an epoch bump before the retry.
+    let mut f = a.apply_new_identity(ProducerIdentity { id: 7, epoch: 4 });
+    f.resolve();
+    assert_eq!(f.failed, 1);
+    let e = poll_now(&mut first).expect("resolved").unwrap_err();
+    assert_eq!(e.outcome(), Outcome::PossiblyPersisted);
+    // The unsent batch carries the new epoch from sequence 0.
+    let jobs = drain(&mut a, t0 + Duration::from_secs(1));
+    let b = &jobs[0].batches[0];
+    assert_eq!(header(&b.bytes), (7, 4, 0, 1));
+    assert!(poll_now(&mut second).is_none());
+}
+
+#[test]
+fn fencing_is_fatal_for_transactional_producers() {
+    let mut c = cfg();
+    c.transactional = true;
+    let mut a = Accumulator::new(c, Compressor::new(), 1);
+    a.producer = ProducerIdentity { id: 1, epoch: 0 };
+    a.ensure_topic("t", 1);
+    let t0 = Instant::now();
+    let mut fut = append(&mut a, 0, t0);
+    a.begin_flush();
+    assert!(
+        drain(&mut a, t0).is_empty(),
+        "not sent before AddPartitionsToTxn"
+    );
+    let parts = a.partitions_to_add();
+    assert_eq!(parts.len(), 1);
+    a.mark_added(&parts);
+    let j = drain(&mut a, t0).into_iter().next().unwrap();
+    let f = a.complete(
+        j.node,
+        j.batches
+            .into_iter()
+            .map(|b| {
+                (
+                    b,
+                    BatchResult::Code {
+                        code: KafkaCode::ProducerFenced,
+                        message: None,
+                    },
+                )
+            })
+            .collect(),
+        t0,
+    );
+    let mut f = f;
+    assert!(matches!(f.fatal, Some(Error::Fenced { .. })));
+    f.resolve();
+    assert!(poll_now(&mut fut).unwrap().is_err());
+}
+
+#[test]
+fn restamp_rewrites_the_crc() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    drop(append(&mut a, 1, t0));
+    a.begin_flush();
+    let j = drain(&mut a, t0).into_iter().next().unwrap();
+    let b = &j.batches[0];
+    let again = restamp(&b.bytes, ProducerIdentity { id: 99, epoch: 9 }, 1234);
+    assert_eq!(header(&again), (99, 9, 1234, 1));
+}
