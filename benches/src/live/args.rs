@@ -538,7 +538,7 @@ mod tests {
                 "--topic",
             ),
             (
-                "produce --client x --topic t --records 1 --size 100000",
+                "produce --client x --topic t --records 1 --size 100000 --batch-size 16384",
                 "--size",
             ),
         ] {
