@@ -21,7 +21,10 @@ fn produce_spec(bootstrap: Option<String>, topic: &str, records: u64) -> Produce
         compression: Compression::None,
         partitions: 3,
         linger_ms: 5,
-        batch_size: 16_384,
+        // The binary's default. (At 16384 with acks=all + idempotence, `ours` hung on
+        // 3000 records in kafka-producer bc78656: reported to the lead, not worked around
+        // in the producer here.)
+        batch_size: 1_000_000,
         idempotent: true,
     }
 }
@@ -104,7 +107,9 @@ mod broker {
             assert_eq!(int(&r, "failed"), 0, "{client}");
             assert_eq!(int(&r, "partitions"), 3, "{client}");
             assert!(num(&r, "records_per_sec") > 0.0, "{client}");
-            assert!(num(&r, "cpu_ns_per_record") > 0.0, "{client}");
+            // CPU time is read in 10 ms ticks: 3000 records may take less than one.
+            assert!(num(&r, "cpu_ns_per_record") >= 0.0, "{client}");
+            assert!(num(&r, "elapsed_s") > 0.0, "{client}");
             assert!(num(&r, "p99_ms") >= num(&r, "p50_ms"), "{client}");
             let note = r.get("note");
             assert_eq!(
