@@ -36,9 +36,6 @@ pub enum LiveError {
         /// The client.
         client: &'static str,
     },
-    /// Our own producer or consumer is not yet connected to this binary.
-    #[error("client \"ours\" is not wired yet: {0}")]
-    NotWired(&'static str),
     /// The client cannot run with these settings at all.
     #[error("client {client:?} cannot run this: {reason}")]
     Unsupported {

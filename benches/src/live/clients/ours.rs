@@ -1,14 +1,12 @@
 //! Our own clients: `kafka-producer` (issue 4) and `kafka-consumer` (issue 5).
 //!
-//! The producer is wired. The consumer is not yet: `kafka-consumer` has no API yet. Wiring
-//! it is this file only: build the consumer in `connect`, and in `consume` assign every
-//! partition from the beginning and count records and value bytes until it has
-//! `job.spec.common.records`, calling `progress.check` now and then (see `krafka.rs`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use kafka_consumer::{Consumer, ConsumerConfig, OffsetReset, TopicPartition};
 use kafka_core::codec::compression::Compression as OurCompression;
+use kafka_core::ClientConfig;
 use kafka_producer::{Acks as OurAcks, DeliveryFuture, Producer, ProducerConfig, ProducerRecord};
 
 use crate::live::args::{Acks, Compression};
@@ -17,9 +15,6 @@ use crate::live::driver::{
 };
 use crate::live::measure::{AckLog, Progress};
 use crate::live::LiveError;
-
-const CONSUMER_MISSING: &str = "kafka-consumer has no consumer API yet (issue 5); implement \
-     LiveConsumer in benches/src/live/clients/ours.rs when it lands";
 
 /// `kafka-producer`: `Producer::send` (returns once the record is in a batch; its
 /// `DeliveryFuture` resolves to the ack), the same shape as krafka's `enqueue`.
@@ -94,34 +89,83 @@ impl LiveProducer for OursProducer {
     }
 }
 
-/// `kafka-consumer` (not wired yet: every call fails with [`LiveError::NotWired`]).
-#[derive(Debug)]
-pub struct OursConsumer;
+/// `kafka-consumer`: every partition assigned from the beginning, read batch by batch
+/// (`poll_batches`, zero-copy record views), every value's length summed.
+pub struct OursConsumer {
+    consumer: Consumer,
+}
+
+impl std::fmt::Debug for OursConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OursConsumer")
+    }
+}
 
 impl LiveConsumer for OursConsumer {
     const NAME: &'static str = "ours";
 
     fn version() -> String {
-        env!("CARGO_PKG_VERSION").to_string()
+        format!("kafka-consumer {}", env!("CARGO_PKG_VERSION"))
     }
 
     fn ready() -> Result<(), LiveError> {
-        Err(LiveError::NotWired(CONSUMER_MISSING))
+        Ok(())
     }
 
-    async fn connect(_job: &ConsumeJob) -> Result<Self, LiveError> {
-        Err(LiveError::NotWired(CONSUMER_MISSING))
+    async fn connect(job: &ConsumeJob) -> Result<Self, LiveError> {
+        let servers: Vec<&str> = job.bootstrap.split(',').map(str::trim).collect();
+        let client = ClientConfig::new(servers).map_err(|e| LiveError::client(Self::NAME, e))?;
+        let config = ConsumerConfig::builder(client)
+            .auto_offset_reset(OffsetReset::Earliest)
+            .max_poll_records(100_000)
+            .build()
+            .map_err(|e| LiveError::client(Self::NAME, e))?;
+        let mut consumer = Consumer::connect(config)
+            .await
+            .map_err(|e| LiveError::client(Self::NAME, e))?;
+        let topic = &job.spec.common.topic;
+        let parts = (0..job.partitions)
+            .map(|p| TopicPartition::new(topic.as_str(), p))
+            .collect::<Vec<_>>();
+        consumer
+            .assign(parts)
+            .map_err(|e| LiveError::client(Self::NAME, e))?;
+        Ok(OursConsumer { consumer })
     }
 
     async fn consume(
         &mut self,
-        _job: &ConsumeJob,
-        _progress: &mut Progress,
+        job: &ConsumeJob,
+        progress: &mut Progress,
     ) -> Result<Consumed, LiveError> {
-        Err(LiveError::NotWired(CONSUMER_MISSING))
+        let want = job.spec.common.records;
+        let mut done = Consumed::default();
+        while done.records < want {
+            let batches = self
+                .consumer
+                .poll_batches(Duration::from_secs(1))
+                .await
+                .map_err(|e| LiveError::client(Self::NAME, e))?;
+            'batches: for b in batches {
+                for r in b.records() {
+                    if done.records == want {
+                        // The last poll may hold more than was asked for.
+                        break 'batches;
+                    }
+                    let r = r.map_err(|e| LiveError::client(Self::NAME, e))?;
+                    done.records += 1;
+                    done.value_bytes += r.value().map_or(0, <[u8]>::len) as u64;
+                }
+            }
+            progress.check(done.records)?;
+        }
+        Ok(done)
     }
 
     async fn close(self) -> Result<(), LiveError> {
-        Ok(())
+        self.consumer
+            .close()
+            .await
+            .map_err(|e| LiveError::client(Self::NAME, e))
     }
 }
