@@ -493,3 +493,73 @@ async fn a_throttled_reassignment_is_listed_while_it_runs_and_can_be_cancelled()
             .unwrap();
     }
 }
+
+#[tokio::test]
+async fn unclean_election_brings_an_offline_partition_back_on_an_out_of_sync_replica() {
+    let _alone = BROKERS_UP.write().await;
+    let kafka = kafka();
+    let admin = admin(kafka).await;
+    let topic = unique_topic("admin-unclean");
+    // Replicas 2 (preferred) and 3; min.insync.replicas 1 so that broker 3 leaving the ISR
+    // does not make it an eligible leader replica (KIP-966): only an unclean election can
+    // pick it once broker 2 is gone too.
+    admin
+        .create_topics(
+            &[
+                NewTopic::with_assignment(&topic, BTreeMap::from([(0, vec![2, 3])]))
+                    .config("min.insync.replicas", "1"),
+            ],
+            false,
+        )
+        .await
+        .unwrap()
+        .into_result()
+        .unwrap();
+    wait_for_leaders(admin.client(), &topic, 1).await;
+    let leader_and_isr = || async {
+        let d = admin
+            .describe_topics(&[&topic])
+            .await
+            .ok()?
+            .into_result()
+            .ok()?;
+        let p = d.values().next()?.partitions.first()?.clone();
+        Some((p.leader, p.isr))
+    };
+    kafka.stop_broker(3);
+    eventually("broker 3 out of the ISR", || async {
+        let (_, isr) = leader_and_isr().await?;
+        (isr == vec![2]).then_some(())
+    })
+    .await;
+    kafka.stop_broker(2);
+    kafka.start_broker(3);
+    eventually("the partition offline with broker 3 back", || async {
+        let (leader, _) = leader_and_isr().await?;
+        leader.is_none().then_some(())
+    })
+    .await;
+    // A preferred election cannot help; an unclean one elects broker 3.
+    let preferred = admin
+        .elect_leaders(ElectionType::Preferred, Some(&[tp(&topic, 0)]))
+        .await
+        .unwrap();
+    assert!(
+        preferred.get(&tp(&topic, 0)).unwrap().is_err(),
+        "a preferred election needs broker 2"
+    );
+    let unclean = admin
+        .elect_leaders(ElectionType::Unclean, Some(&[tp(&topic, 0)]))
+        .await
+        .unwrap();
+    kafka.start_broker(2);
+    unclean
+        .into_result()
+        .expect("the unclean election succeeds");
+    let (leader, _) = eventually("broker 3 leads", || async {
+        let (leader, isr) = leader_and_isr().await?;
+        (leader == Some(3)).then_some((leader, isr))
+    })
+    .await;
+    assert_eq!(leader, Some(3));
+}
