@@ -818,7 +818,7 @@ impl Accumulator {
         batch.retry_at = Some(now + backoff.delay(batch.attempts.saturating_sub(1), unit));
         batch.last_error = Some(error);
         let idempotent = self.cfg.idempotent;
-        let Some(pq) = self.partition_mut(&batch.topic.clone(), batch.partition) else {
+        let Some(pq) = self.partition_mut(&batch.topic, batch.partition) else {
             return;
         };
         pq.retrying = idempotent;

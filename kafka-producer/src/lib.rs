@@ -341,7 +341,7 @@ impl Producer {
                 }
             }
         }
-        let r = self.append(record, size, deadline, false).await;
+        let r = self.append(record, size, deadline).await;
         if r.is_err() {
             inner.memory.add_permits(size);
         }
@@ -375,7 +375,6 @@ impl Producer {
         record: ProducerRecord,
         size: usize,
         deadline: Instant,
-        _expedite: bool,
     ) -> Result<DeliveryFuture> {
         let inner = &self.inner;
         let topic: &str = &record.topic;

@@ -36,8 +36,7 @@ pub(crate) async fn run(inner: Arc<Inner>) {
     let mut init_attempt = 0u32;
     let mut last_meta: Option<Arc<ClusterMetadata>> = None;
     loop {
-        if inner.fatal().is_some() {
-            let e = inner.fatal().expect("checked");
+        if let Some(e) = inner.fatal() {
             let f = inner.lock_acc().fail_unsent(&e);
             inner.apply(f);
         }
