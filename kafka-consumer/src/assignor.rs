@@ -311,104 +311,155 @@ pub fn assign(
             }
         }
         AssignorKind::CooperativeSticky => {
-            out = cooperative_sticky(&sorted, partitions);
+            let owners = previous_owners(&sorted, partitions, |m| {
+                (m.subscription.owned.clone(), m.subscription.generation)
+            });
+            out = sticky_balance(&sorted, partitions, &owners);
+            // The cooperative rule: a partition that changes hands is withheld this round.
+            // Its owner revokes it on seeing it missing, and the rebalance it then asks
+            // for hands it over.
+            for (member, list) in out.iter_mut() {
+                list.retain(|tp| owners.get(tp).is_none_or(|(_, o)| *o == member));
+            }
         }
     }
     out
 }
 
-/// Balanced and sticky: members keep what they own up to their fair share, the rest is
-/// dealt to the least loaded eligible members; a partition moving between members is left
-/// unassigned this round (its owner revokes it, and the follow-up rebalance hands it over),
-/// which is what makes the protocol cooperative.
-fn cooperative_sticky(
-    members: &[&Member],
+/// Every partition's previous owner according to the members' claims (`claims` gives a
+/// member's previous partitions and the generation they were assigned in). The claim of the
+/// highest generation wins; at equal generations the member first in sort order keeps it.
+/// Claims on partitions that do not exist are dropped.
+fn previous_owners<'m>(
+    members: &[&'m Member],
     partitions: &BTreeMap<String, i32>,
-) -> BTreeMap<String, Vec<TopicPartition>> {
-    let all: Vec<TopicPartition> = partitions
-        .iter()
-        .flat_map(|(t, &n)| (0..n.max(0)).map(move |p| TopicPartition::new(t, p)))
-        .collect();
-    let eligible =
-        |m: &Member, tp: &TopicPartition| m.subscription.topics.iter().any(|t| **t == *tp.topic);
-    // Current owners: the claim with the highest generation wins.
-    let mut owner: HashMap<TopicPartition, (i32, &str)> = HashMap::new();
+    claims: impl Fn(&Member) -> (Vec<TopicPartition>, i32),
+) -> HashMap<TopicPartition, (i32, &'m str)> {
+    let mut owner: HashMap<TopicPartition, (i32, &'m str)> = HashMap::new();
     for m in members {
-        for tp in &m.subscription.owned {
+        let (owned, generation) = claims(m);
+        for tp in owned {
             let exists = partitions
                 .get(&*tp.topic)
-                .is_some_and(|&n| tp.partition < n);
-            if !(exists && eligible(m, tp)) {
+                .is_some_and(|&n| (0..n).contains(&tp.partition));
+            if !exists {
                 continue;
             }
-            let g = m.subscription.generation;
-            match owner.get(tp) {
-                Some((og, _)) if *og >= g => {}
+            match owner.get(&tp) {
+                Some((g, _)) if *g >= generation => {}
                 _ => {
-                    owner.insert(tp.clone(), (g, &m.member_id));
+                    owner.insert(tp, (generation, &m.member_id));
                 }
             }
         }
     }
-    let mut out: BTreeMap<String, Vec<TopicPartition>> = members
+    owner
+}
+
+/// The balancing shared by the sticky assignors. `members` are in sort order.
+///
+/// 1. Every member keeps its previous partitions of topics it still subscribes to.
+/// 2. The other partitions go, most constrained first (fewest subscribers), each to its
+///    least loaded subscriber.
+/// 3. While some member could take a partition from one holding at least two more, the
+///    most loaded such member gives one up (one it did not own before, if it has any).
+///
+/// The result is balanced in the Java assignor's sense: no member can take over a partition
+/// of a member holding two or more partitions more than itself (with equal subscriptions:
+/// counts differ by at most one). Each move in step 3 narrows the gap between two members,
+/// so the loop ends; partitions move only when balance needs it. Every choice breaks ties by
+/// member order and partition order, so equal inputs give equal outputs.
+fn sticky_balance(
+    members: &[&Member],
+    partitions: &BTreeMap<String, i32>,
+    owners: &HashMap<TopicPartition, (i32, &str)>,
+) -> BTreeMap<String, Vec<TopicPartition>> {
+    let subscribes =
+        |i: usize, topic: &str| members[i].subscription.topics.iter().any(|t| t == topic);
+    // The subscribers of each topic that exists, in member order.
+    let subscribers: BTreeMap<&str, Vec<usize>> = partitions
         .iter()
-        .map(|m| (m.member_id.clone(), Vec::new()))
+        .filter(|(_, &n)| n > 0)
+        .map(|(t, _)| {
+            (
+                t.as_str(),
+                (0..members.len())
+                    .filter(|&i| subscribes(i, t))
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .filter(|(_, subs)| !subs.is_empty())
         .collect();
-    if members.is_empty() {
-        return out;
-    }
-    let total = all.len();
-    let n = members.len();
-    let (floor, extra) = (total / n, total % n);
-    // Keep owned partitions up to the quota (members owning more get the ceil first).
-    let mut by_owned: Vec<&&Member> = members.iter().collect();
-    by_owned.sort_by_key(|m| {
-        std::cmp::Reverse(owner.values().filter(|(_, o)| *o == m.member_id).count())
-    });
-    let mut ceil_left = extra;
-    let mut quota: HashMap<&str, usize> = HashMap::new();
-    for m in &by_owned {
-        let q = if ceil_left > 0 {
-            ceil_left -= 1;
-            floor + 1
-        } else {
-            floor
-        };
-        quota.insert(&m.member_id, q);
-    }
-    let mut taken: BTreeSet<TopicPartition> = BTreeSet::new();
-    for tp in &all {
-        if let Some((_, o)) = owner.get(tp) {
-            let list = out.get_mut(*o).expect("member");
-            if list.len() < quota[o] {
-                list.push(tp.clone());
-                taken.insert(tp.clone());
-            }
-        }
-    }
-    // Deal the rest to the least loaded eligible member.
-    let mut moving: Vec<(TopicPartition, String)> = Vec::new();
-    for tp in &all {
-        if taken.contains(tp) {
-            continue;
-        }
-        let best = members
+    let index: HashMap<&str, usize> = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.member_id.as_str(), i))
+        .collect();
+    let previous = |tp: &TopicPartition| owners.get(tp).and_then(|(_, o)| index.get(*o).copied());
+    let mut held: Vec<BTreeSet<TopicPartition>> = vec![BTreeSet::new(); members.len()];
+    let least_loaded = |held: &[BTreeSet<TopicPartition>], subs: &[usize]| {
+        *subs
             .iter()
-            .filter(|m| eligible(m, tp))
-            .min_by_key(|m| (out[&m.member_id].len(), m.sort_key()));
-        if let Some(m) = best {
-            out.get_mut(&m.member_id).expect("member").push(tp.clone());
-            if let Some((_, o)) = owner.get(tp) {
-                if *o != m.member_id {
-                    moving.push((tp.clone(), m.member_id.clone()));
+            .min_by_key(|&&i| (held[i].len(), i))
+            .expect("a topic in `subscribers` has one")
+    };
+
+    // 1. Keep.
+    let mut rest: Vec<TopicPartition> = Vec::new();
+    for topic in subscribers.keys() {
+        for p in 0..partitions[*topic] {
+            let tp = TopicPartition::new(topic, p);
+            match previous(&tp) {
+                Some(i) if subscribes(i, topic) => {
+                    held[i].insert(tp);
                 }
+                _ => rest.push(tp),
             }
         }
     }
-    for (tp, to) in moving {
-        out.get_mut(&to).expect("member").retain(|x| *x != tp);
+    // 2. Deal the rest, most constrained first.
+    rest.sort_by_key(|tp| (subscribers[&*tp.topic].len(), tp.clone()));
+    for tp in rest {
+        let i = least_loaded(&held, &subscribers[&*tp.topic]);
+        held[i].insert(tp);
     }
-    out
+    // 3. Even out.
+    loop {
+        let least: BTreeMap<&str, usize> = subscribers
+            .iter()
+            .map(|(t, subs)| (*t, least_loaded(&held, subs)))
+            .collect();
+        let min = held.iter().map(BTreeSet::len).min().unwrap_or(0);
+        let mut givers: Vec<usize> = (0..members.len()).collect();
+        givers.sort_by_key(|&i| (std::cmp::Reverse(held[i].len()), i));
+        let movable = |from: usize, tp: &TopicPartition| {
+            let to = least[&*tp.topic];
+            (held[to].len() + 2 <= held[from].len()).then_some(to)
+        };
+        let step = givers
+            .into_iter()
+            .take_while(|&i| held[i].len() >= min + 2)
+            .find_map(|from| {
+                let pick = |new: bool| {
+                    held[from].iter().find_map(|tp| {
+                        let owned_before = previous(tp) == Some(from);
+                        if owned_before == new {
+                            return None;
+                        }
+                        movable(from, tp).map(|to| (from, tp.clone(), to))
+                    })
+                };
+                pick(true).or_else(|| pick(false))
+            });
+        let Some((from, tp, to)) = step else { break };
+        held[from].remove(&tp);
+        held[to].insert(tp);
+    }
+    members
+        .iter()
+        .zip(held)
+        .map(|(m, h)| (m.member_id.clone(), h.into_iter().collect()))
+        .collect()
 }
 
 /// Cooperative-sticky's user data: the generation, as the Java assignor writes it.
