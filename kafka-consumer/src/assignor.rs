@@ -1,6 +1,6 @@
 //! Classic-protocol partition assignment, sans-IO: the Java client's `ConsumerProtocol`
-//! wire format for subscriptions and assignments, and the range, round-robin and
-//! cooperative-sticky assignors.
+//! wire format for subscriptions and assignments, and the range, round-robin, sticky and
+//! cooperative-sticky assignors (the sticky assignors' user data in the Java formats too).
 //!
 //! The format is read by hand (not with `kafka-protocol`'s generated decoder, which
 //! preallocates from counts on the wire): member metadata comes from other clients through
@@ -152,6 +152,79 @@ impl Assignment {
             partitions,
             user_data,
         })
+    }
+}
+
+/// The eager sticky assignor's user data (Java's `StickyAssignorUserData`): the member's
+/// previous assignment, and from version 1 the generation it was assigned in. There is no
+/// version field: version 1 is version 0 followed by an `INT32`, and a reader takes the
+/// generation when four more bytes follow the partitions, as Java's does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StickyUserData {
+    /// The previous assignment.
+    pub partitions: Vec<TopicPartition>,
+    /// Its generation (absent in version 0).
+    pub generation: Option<i32>,
+}
+
+impl StickyUserData {
+    /// Encodes as version 1, or version 0 without a generation.
+    pub fn encode(&self) -> Bytes {
+        let mut b = BytesMut::new();
+        put_partitions(&mut b, &self.partitions);
+        if let Some(g) = self.generation {
+            b.put_i32(g);
+        }
+        b.freeze()
+    }
+
+    /// Decodes version 0 or 1 (bytes after the generation are ignored, as Java does).
+    pub fn decode(data: &[u8]) -> Result<Self> {
+        let mut r = Reader::new(data, "sticky assignor user data");
+        let partitions = r.partitions()?;
+        let generation = if r.data.len() >= 4 {
+            Some(r.i32()?)
+        } else {
+            None
+        };
+        Ok(Self {
+            partitions,
+            generation,
+        })
+    }
+
+    /// A member's previous partitions and their generation as the leader counts them: no or
+    /// unreadable user data is no claim, and a missing generation is -1 (Java's rules; a
+    /// member's bad user data must not fail the group's rebalance).
+    fn claim(member: &Member) -> (Vec<TopicPartition>, i32) {
+        let Some(data) = member.subscription.user_data.as_deref() else {
+            return (Vec::new(), -1);
+        };
+        if data.is_empty() {
+            return (Vec::new(), -1);
+        }
+        match Self::decode(data) {
+            Ok(d) => (d.partitions, d.generation.unwrap_or(-1)),
+            Err(e) => {
+                tracing::warn!(member = %member.member_id, error = %e, "ignoring unreadable sticky assignor user data");
+                (Vec::new(), -1)
+            }
+        }
+    }
+}
+
+/// The user data a member sends for `kind` when it joins at `generation`: the generation
+/// for cooperative-sticky, the last assignment received (`last`, with its generation) for
+/// sticky, none for the others.
+pub fn user_data(
+    kind: AssignorKind,
+    generation: i32,
+    last: Option<&StickyUserData>,
+) -> Option<Bytes> {
+    match kind {
+        AssignorKind::CooperativeSticky => Some(cooperative_user_data(generation)),
+        AssignorKind::Sticky => last.map(StickyUserData::encode),
+        _ => None,
     }
 }
 
@@ -310,6 +383,12 @@ pub fn assign(
                 }
             }
         }
+        AssignorKind::Sticky => {
+            // Eager: members own nothing while they rejoin; what they held comes from the
+            // user data, never from the subscription's owned partitions.
+            let owners = previous_owners(&sorted, partitions, StickyUserData::claim);
+            out = sticky_balance(&sorted, partitions, &owners);
+        }
         AssignorKind::CooperativeSticky => {
             let owners = previous_owners(&sorted, partitions, |m| {
                 (m.subscription.owned.clone(), m.subscription.generation)
@@ -395,9 +474,8 @@ fn sticky_balance(
         .enumerate()
         .map(|(i, m)| (m.member_id.as_str(), i))
         .collect();
-    let previous = |tp: &TopicPartition| owners.get(tp).and_then(|(_, o)| index.get(*o).copied());
-    let mut held: Vec<BTreeSet<TopicPartition>> = vec![BTreeSet::new(); members.len()];
-    let least_loaded = |held: &[BTreeSet<TopicPartition>], subs: &[usize]| {
+    let mut held: Vec<Holding> = vec![Holding::default(); members.len()];
+    let least_loaded = |held: &[Holding], subs: &[usize]| {
         *subs
             .iter()
             .min_by_key(|&&i| (held[i].len(), i))
@@ -409,9 +487,9 @@ fn sticky_balance(
     for topic in subscribers.keys() {
         for p in 0..partitions[*topic] {
             let tp = TopicPartition::new(topic, p);
-            match previous(&tp) {
+            match owners.get(&tp).and_then(|(_, o)| index.get(*o).copied()) {
                 Some(i) if subscribes(i, topic) => {
-                    held[i].insert(tp);
+                    held[i].kept.insert(tp);
                 }
                 _ => rest.push(tp),
             }
@@ -421,7 +499,7 @@ fn sticky_balance(
     rest.sort_by_key(|tp| (subscribers[&*tp.topic].len(), tp.clone()));
     for tp in rest {
         let i = least_loaded(&held, &subscribers[&*tp.topic]);
-        held[i].insert(tp);
+        held[i].new.insert(tp);
     }
     // 3. Even out.
     loop {
@@ -429,37 +507,48 @@ fn sticky_balance(
             .iter()
             .map(|(t, subs)| (*t, least_loaded(&held, subs)))
             .collect();
-        let min = held.iter().map(BTreeSet::len).min().unwrap_or(0);
+        let min = held.iter().map(Holding::len).min().unwrap_or(0);
         let mut givers: Vec<usize> = (0..members.len()).collect();
         givers.sort_by_key(|&i| (std::cmp::Reverse(held[i].len()), i));
-        let movable = |from: usize, tp: &TopicPartition| {
-            let to = least[&*tp.topic];
-            (held[to].len() + 2 <= held[from].len()).then_some(to)
-        };
         let step = givers
             .into_iter()
             .take_while(|&i| held[i].len() >= min + 2)
             .find_map(|from| {
-                let pick = |new: bool| {
-                    held[from].iter().find_map(|tp| {
-                        let owned_before = previous(tp) == Some(from);
-                        if owned_before == new {
-                            return None;
-                        }
-                        movable(from, tp).map(|to| (from, tp.clone(), to))
-                    })
-                };
-                pick(true).or_else(|| pick(false))
+                let h = &held[from];
+                h.new.iter().chain(&h.kept).find_map(|tp| {
+                    let to = least[&*tp.topic];
+                    (held[to].len() + 2 <= h.len()).then(|| (from, tp.clone(), to))
+                })
             });
         let Some((from, tp, to)) = step else { break };
-        held[from].remove(&tp);
-        held[to].insert(tp);
+        if !held[from].new.remove(&tp) {
+            held[from].kept.remove(&tp);
+        }
+        held[to].new.insert(tp);
     }
     members
         .iter()
         .zip(held)
-        .map(|(m, h)| (m.member_id.clone(), h.into_iter().collect()))
+        .map(|(m, h)| {
+            let mut all: Vec<TopicPartition> = h.kept.into_iter().chain(h.new).collect();
+            all.sort();
+            (m.member_id.clone(), all)
+        })
         .collect()
+}
+
+/// What one member holds while the sticky assignors balance: partitions it keeps from its
+/// previous assignment, and partitions new to it (moved on first: that costs no stickiness).
+#[derive(Debug, Clone, Default)]
+struct Holding {
+    kept: BTreeSet<TopicPartition>,
+    new: BTreeSet<TopicPartition>,
+}
+
+impl Holding {
+    fn len(&self) -> usize {
+        self.kept.len() + self.new.len()
+    }
 }
 
 /// Cooperative-sticky's user data: the generation, as the Java assignor writes it.
@@ -582,5 +671,349 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 6);
+    }
+
+    /// A member of the eager sticky assignor: `previous` (with `generation`) goes in the
+    /// user data as Java's assignor writes it; `None` sends no user data.
+    fn sticky(id: &str, topics: &[&str], previous: Option<(&[(&str, i32)], i32)>) -> Member {
+        let mut m = member(id, topics, &[], -1);
+        m.subscription.user_data = previous.map(|(ps, g)| {
+            StickyUserData {
+                partitions: ps.iter().map(|(t, p)| TopicPartition::new(t, *p)).collect(),
+                generation: Some(g),
+            }
+            .encode()
+        });
+        m
+    }
+
+    /// `out[id]` as (topic, partition) pairs, to feed back as the previous assignment.
+    fn held<'a>(out: &'a BTreeMap<String, Vec<TopicPartition>>, id: &str) -> Vec<(&'a str, i32)> {
+        out[id]
+            .iter()
+            .map(|tp| (&*tp.topic, tp.partition))
+            .collect()
+    }
+
+    fn set(v: &[TopicPartition]) -> BTreeSet<TopicPartition> {
+        v.iter().cloned().collect()
+    }
+
+    /// Every partition with a subscriber is assigned exactly once, to a subscriber, and no
+    /// member could take over a partition of a member holding two or more more (Java's
+    /// definition of balanced).
+    fn assert_valid_and_balanced(
+        members: &[Member],
+        partitions: &BTreeMap<String, i32>,
+        out: &BTreeMap<String, Vec<TopicPartition>>,
+    ) {
+        let subscribes = |id: &str, t: &str| {
+            members
+                .iter()
+                .any(|m| m.member_id == id && m.subscription.topics.iter().any(|x| x == t))
+        };
+        let mut owner: HashMap<&TopicPartition, &str> = HashMap::new();
+        for (id, list) in out {
+            for tp in list {
+                assert!(
+                    subscribes(id, &tp.topic),
+                    "{id} got {tp} unsubscribed: {out:?}"
+                );
+                assert!(
+                    owner.insert(tp, id).is_none(),
+                    "{tp} assigned twice: {out:?}"
+                );
+            }
+        }
+        for (t, &n) in partitions {
+            let wanted = members.iter().any(|m| subscribes(&m.member_id, t));
+            for p in 0..n {
+                let tp = TopicPartition::new(t, p);
+                assert_eq!(owner.contains_key(&tp), wanted, "{tp}: {out:?}");
+            }
+        }
+        for (tp, from) in &owner {
+            for m in members {
+                let to = m.member_id.as_str();
+                if subscribes(to, &tp.topic) {
+                    assert!(
+                        out[to].len() + 2 > out[*from].len(),
+                        "{tp} could move from {from} to {to} for balance: {out:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sticky_user_data_matches_javas_bytes() {
+        // Java's StickyAssignorUserData, no version field: ARRAY(topic STRING, partitions
+        // ARRAY(INT32)) then, from version 1, generation INT32.
+        let v1 = StickyUserData {
+            partitions: vec![
+                TopicPartition::new("t", 0),
+                TopicPartition::new("t", 2),
+                TopicPartition::new("u", 1),
+            ],
+            generation: Some(7),
+        };
+        let topics: Vec<u8> = [
+            &[0, 0, 0, 2][..],                                 // 2 topics
+            &[0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2], // "t" [0, 2]
+            &[0, 1, b'u', 0, 0, 0, 1, 0, 0, 0, 1],             // "u" [1]
+        ]
+        .concat();
+        let want_v1 = [&topics[..], &[0, 0, 0, 7]].concat();
+        assert_eq!(&v1.encode()[..], &want_v1[..]);
+        assert_eq!(StickyUserData::decode(&want_v1).unwrap(), v1);
+        // Version 0: the same without the generation.
+        let v0 = StickyUserData {
+            generation: None,
+            ..v1.clone()
+        };
+        assert_eq!(&v0.encode()[..], &topics[..]);
+        assert_eq!(StickyUserData::decode(&topics).unwrap(), v0);
+        // Java's default generation, an empty assignment; trailing bytes are ignored.
+        let empty = StickyUserData {
+            partitions: vec![],
+            generation: Some(-1),
+        };
+        assert_eq!(&empty.encode()[..], &[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            StickyUserData::decode(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 9]).unwrap(),
+            empty
+        );
+        // Truncated or hostile: errors, not allocations.
+        assert!(StickyUserData::decode(&want_v1[..10]).is_err());
+        assert!(StickyUserData::decode(&[0x7f, 0xff, 0xff, 0xff]).is_err());
+        assert!(StickyUserData::decode(&[0, 0, 0, 1, 0, 1, b't', 0x7f, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn user_data_per_assignor() {
+        let last = StickyUserData {
+            partitions: vec![TopicPartition::new("t", 1)],
+            generation: Some(4),
+        };
+        assert_eq!(
+            user_data(AssignorKind::Sticky, 5, Some(&last)),
+            Some(last.encode())
+        );
+        assert_eq!(user_data(AssignorKind::Sticky, 5, None), None);
+        assert_eq!(
+            user_data(AssignorKind::CooperativeSticky, 5, Some(&last)).as_deref(),
+            Some(&[0, 0, 0, 5][..])
+        );
+        assert_eq!(user_data(AssignorKind::Range, 5, Some(&last)), None);
+    }
+
+    #[test]
+    fn sticky_moves_only_what_balance_needs_when_members_leave_and_join() {
+        let t = parts(&[("t", 8)]);
+        let first = [
+            sticky("a", &["t"], None),
+            sticky("b", &["t"], None),
+            sticky("c", &["t"], None),
+        ];
+        let out1 = assign(AssignorKind::Sticky, &first, &t);
+        assert_valid_and_balanced(&first, &t, &out1);
+        // c leaves: a and b keep everything and split c's partitions.
+        let second = [
+            sticky("a", &["t"], Some((&held(&out1, "a"), 1))),
+            sticky("b", &["t"], Some((&held(&out1, "b"), 1))),
+        ];
+        let out2 = assign(AssignorKind::Sticky, &second, &t);
+        assert_valid_and_balanced(&second, &t, &out2);
+        for id in ["a", "b"] {
+            assert!(
+                set(&out2[id]).is_superset(&set(&out1[id])),
+                "{out1:?} -> {out2:?}"
+            );
+            assert_eq!(out2[id].len(), 4);
+        }
+        // d joins: a and b give up two partitions between them, nothing else moves.
+        let third = [
+            sticky("a", &["t"], Some((&held(&out2, "a"), 2))),
+            sticky("b", &["t"], Some((&held(&out2, "b"), 2))),
+            sticky("d", &["t"], None),
+        ];
+        let out3 = assign(AssignorKind::Sticky, &third, &t);
+        assert_valid_and_balanced(&third, &t, &out3);
+        for id in ["a", "b"] {
+            assert!(
+                set(&out3[id]).is_subset(&set(&out2[id])),
+                "{out2:?} -> {out3:?}"
+            );
+        }
+        assert_eq!(out3["d"].len(), 2);
+
+        // Java's example 1: four topics of two partitions, C1 leaves, nothing else moves.
+        let topics = ["t0", "t1", "t2", "t3"];
+        let p = parts(&[("t0", 2), ("t1", 2), ("t2", 2), ("t3", 2)]);
+        let ms: Vec<Member> = ["c0", "c1", "c2"]
+            .iter()
+            .map(|id| sticky(id, &topics, None))
+            .collect();
+        let out = assign(AssignorKind::Sticky, &ms, &p);
+        assert_eq!(out.values().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+        let ms = [
+            sticky("c0", &topics, Some((&held(&out, "c0"), 1))),
+            sticky("c2", &topics, Some((&held(&out, "c2"), 1))),
+        ];
+        let after = assign(AssignorKind::Sticky, &ms, &p);
+        assert_valid_and_balanced(&ms, &p, &after);
+        for id in ["c0", "c2"] {
+            assert!(set(&after[id]).is_superset(&set(&out[id])));
+        }
+    }
+
+    #[test]
+    fn sticky_balances_unequal_subscriptions() {
+        // Java's example 2: c0 reads t0, c1 t0 and t1, c2 all three topics.
+        let p = parts(&[("t0", 1), ("t1", 2), ("t2", 3)]);
+        let ms = [
+            sticky("c0", &["t0"], None),
+            sticky("c1", &["t0", "t1"], None),
+            sticky("c2", &["t0", "t1", "t2"], None),
+        ];
+        let out = assign(AssignorKind::Sticky, &ms, &p);
+        assert_eq!(names(&out["c0"]), ["t0-0"]);
+        assert_eq!(names(&out["c1"]), ["t1-0", "t1-1"]);
+        assert_eq!(names(&out["c2"]), ["t2-0", "t2-1", "t2-2"]);
+        // c0 leaves: its partition goes to c1, nothing else moves.
+        let ms = [
+            sticky("c1", &["t0", "t1"], Some((&held(&out, "c1"), 1))),
+            sticky("c2", &["t0", "t1", "t2"], Some((&held(&out, "c2"), 1))),
+        ];
+        let out = assign(AssignorKind::Sticky, &ms, &p);
+        assert_eq!(names(&out["c1"]), ["t0-0", "t1-0", "t1-1"]);
+        assert_eq!(names(&out["c2"]), ["t2-0", "t2-1", "t2-2"]);
+
+        // Many shapes, two rounds each (the second sticky to the first, with one member
+        // gone and one new): always valid and balanced.
+        let mut seed = 0x2545_f491_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let topics = ["a", "b", "c", "d"];
+        for _ in 0..200 {
+            let p: BTreeMap<String, i32> = topics
+                .iter()
+                .map(|t| (t.to_string(), next(7) as i32))
+                .collect();
+            let subs = |next: &mut dyn FnMut(u64) -> u64| -> Vec<&str> {
+                let mask = 1 + next(15);
+                topics
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| mask & (1 << i) != 0)
+                    .map(|(_, t)| *t)
+                    .collect()
+            };
+            let n = 1 + next(5) as usize;
+            let shapes: Vec<Vec<&str>> = (0..n).map(|_| subs(&mut next)).collect();
+            let ms: Vec<Member> = shapes
+                .iter()
+                .enumerate()
+                .map(|(i, s)| sticky(&format!("m{i}"), s, None))
+                .collect();
+            let out = assign(AssignorKind::Sticky, &ms, &p);
+            assert_valid_and_balanced(&ms, &p, &out);
+            // Round two: m0 leaves, "new" joins with the last shape.
+            let mut ms2: Vec<Member> = shapes
+                .iter()
+                .enumerate()
+                .skip(1)
+                .map(|(i, s)| {
+                    let id = format!("m{i}");
+                    let prev = held(&out, &id);
+                    sticky(&id, s, Some((&prev, 1)))
+                })
+                .collect();
+            ms2.push(sticky("new", &shapes[n - 1], None));
+            let out2 = assign(AssignorKind::Sticky, &ms2, &p);
+            assert_valid_and_balanced(&ms2, &p, &out2);
+            // Members with the same subscription end within one partition of each other.
+            for x in &ms2 {
+                for y in &ms2 {
+                    if x.subscription.topics == y.subscription.topics {
+                        let (a, b) = (out2[&x.member_id].len(), out2[&y.member_id].len());
+                        assert!(a.abs_diff(b) <= 1, "{out2:?}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sticky_resolves_conflicting_claims_by_generation() {
+        let t = parts(&[("t", 4)]);
+        // a's claim on t-2 is of generation 3, b's of generation 4: b keeps it.
+        let a = sticky("a", &["t"], Some((&[("t", 0), ("t", 1), ("t", 2)], 3)));
+        let b = sticky("b", &["t"], Some((&[("t", 2), ("t", 3)], 4)));
+        for ms in [[a.clone(), b.clone()], [b.clone(), a.clone()]] {
+            let out = assign(AssignorKind::Sticky, &ms, &t);
+            assert_eq!(names(&out["a"]), ["t-0", "t-1"]);
+            assert_eq!(names(&out["b"]), ["t-2", "t-3"]);
+        }
+        // Version 0 user data (no generation) counts as generation -1 and loses.
+        let mut old = member("a", &["t"], &[], -1);
+        old.subscription.user_data = Some(
+            StickyUserData {
+                partitions: vec![TopicPartition::new("t", 2), TopicPartition::new("t", 3)],
+                generation: None,
+            }
+            .encode(),
+        );
+        let b = sticky("b", &["t"], Some((&[("t", 0), ("t", 3)], 0)));
+        let out = assign(AssignorKind::Sticky, &[old, b], &t);
+        assert_eq!(names(&out["a"]), ["t-1", "t-2"]);
+        assert_eq!(names(&out["b"]), ["t-0", "t-3"]);
+        // Equal generations: the member first in sort order keeps it.
+        let a = sticky("a", &["t"], Some((&[("t", 1)], 5)));
+        let b = sticky("b", &["t"], Some((&[("t", 1)], 5)));
+        let out = assign(AssignorKind::Sticky, &[b, a], &t);
+        assert!(out["a"].contains(&TopicPartition::new("t", 1)));
+        // Unreadable user data is no claim (and no failure); the eager assignor ignores
+        // the subscription's owned partitions.
+        let mut bad = member("a", &["t"], &[("t", 0), ("t", 1)], 9);
+        bad.subscription.user_data = Some(Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff]));
+        let b = sticky("b", &["t"], Some((&[("t", 0), ("t", 1)], 2)));
+        let out = assign(AssignorKind::Sticky, &[bad, b], &t);
+        assert_eq!(names(&out["b"]), ["t-0", "t-1"]);
+        assert_eq!(names(&out["a"]), ["t-2", "t-3"]);
+    }
+
+    #[test]
+    fn sticky_is_deterministic() {
+        let p = parts(&[("t", 7), ("u", 5)]);
+        let ms = vec![
+            sticky(
+                "m3",
+                &["t", "u"],
+                Some((&[("t", 0), ("t", 1), ("u", 4)], 2)),
+            ),
+            sticky("m1", &["t"], None),
+            sticky("m2", &["u"], Some((&[("u", 0), ("u", 1), ("u", 2)], 2))),
+            sticky(
+                "m0",
+                &["t", "u"],
+                Some((&[("t", 2), ("t", 3), ("t", 4), ("t", 5)], 1)),
+            ),
+        ];
+        let want = assign(AssignorKind::Sticky, &ms, &p);
+        assert_valid_and_balanced(&ms, &p, &want);
+        // Any order of the members, any number of times: the same answer.
+        let mut order = ms.clone();
+        for i in 0..24 {
+            order.rotate_left(1 + i % 3);
+            if i % 4 == 0 {
+                order.swap(0, 2);
+            }
+            assert_eq!(assign(AssignorKind::Sticky, &order, &p), want);
+        }
     }
 }

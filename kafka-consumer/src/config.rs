@@ -59,6 +59,9 @@ pub enum AssignorKind {
     RoundRobin,
     /// `cooperative-sticky`: balanced, sticky, incremental (two-phase) rebalancing.
     CooperativeSticky,
+    /// `sticky`: balanced and sticky like `cooperative-sticky`, but eager (every partition
+    /// is revoked before each rejoin); Java's `StickyAssignor`.
+    Sticky,
 }
 
 impl AssignorKind {
@@ -68,6 +71,7 @@ impl AssignorKind {
             AssignorKind::Range => "range",
             AssignorKind::RoundRobin => "roundrobin",
             AssignorKind::CooperativeSticky => "cooperative-sticky",
+            AssignorKind::Sticky => "sticky",
         }
     }
 
@@ -81,6 +85,7 @@ impl AssignorKind {
             "cooperative-sticky" | "CooperativeStickyAssignor" => {
                 Some(AssignorKind::CooperativeSticky)
             }
+            "sticky" | "StickyAssignor" => Some(AssignorKind::Sticky),
             _ => None,
         }
     }
@@ -228,7 +233,7 @@ impl ConsumerConfig {
                     let mut list = Vec::new();
                     for name in v.split(',').filter(|s| !s.trim().is_empty()) {
                         list.push(AssignorKind::parse(name).ok_or_else(|| {
-                            bad(key, name, "range, roundrobin or cooperative-sticky")
+                            bad(key, name, "range, roundrobin, sticky or cooperative-sticky")
                         })?);
                     }
                     b.assignors(list)
@@ -537,6 +542,21 @@ mod tests {
             vec![AssignorKind::CooperativeSticky, AssignorKind::Range]
         );
         assert_eq!(c.fetch_max_wait, Duration::from_millis(100));
+        let c = ConsumerConfig::from_pairs(
+            client(),
+            [(
+                "partition.assignment.strategy",
+                "org.apache.kafka.clients.consumer.StickyAssignor, roundrobin",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            c.assignors,
+            vec![AssignorKind::Sticky, AssignorKind::RoundRobin]
+        );
+        assert_eq!(AssignorKind::parse("sticky"), Some(AssignorKind::Sticky));
+        assert_eq!(AssignorKind::Sticky.protocol_name(), "sticky");
+        assert!(!AssignorKind::Sticky.is_cooperative());
     }
 
     #[test]
