@@ -23,7 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tracing::Instrument;
 
-use crate::assignor::{self, Assignment, Member, Subscription};
+use crate::assignor::{self, Assignment, Member, StickyUserData, Subscription};
 use crate::config::{AssignorKind, ConsumerConfig, GroupProtocol};
 use crate::error::{ConsumerError, Result};
 use crate::kip848::ConsumerGroup;
@@ -74,6 +74,10 @@ pub struct ClassicGroup {
     /// A join decided on, started once the consumer has handled the revocations (so that
     /// commits of revoked partitions still carry the current generation).
     prepared: Option<(Vec<TopicPartition>, String)>,
+    /// The last assignment received and its generation: the eager sticky assignor's user
+    /// data (it is kept when the membership is lost, as Java keeps it: a claim of an old
+    /// generation loses to newer ones at the leader).
+    last_assignment: Option<StickyUserData>,
 }
 
 fn lock(m: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
@@ -109,6 +113,7 @@ impl ClassicGroup {
             rack: config.client_rack.clone(),
             pending: None,
             prepared: None,
+            last_assignment: None,
         }
     }
 
@@ -276,6 +281,7 @@ impl ClassicGroup {
             protocol: self.protocol,
             shared: Arc::clone(&self.shared),
             rack: self.rack.clone(),
+            last_assignment: self.last_assignment.clone(),
         };
         let (client, topics, config) = (client.clone(), topics.to_vec(), config.clone());
         let span = tracing::info_span!("kafka_consumer_rebalance", group = %self.id);
@@ -300,6 +306,10 @@ impl ClassicGroup {
     ) -> Vec<GroupEvent> {
         let cooperative = self.protocol.is_some_and(AssignorKind::is_cooperative);
         self.joined = true;
+        self.last_assignment = Some(StickyUserData {
+            partitions: assigned.clone(),
+            generation: Some(lock(&self.shared).generation),
+        });
         let mut events = Vec::new();
         let now_owned: BTreeSet<&TopicPartition> = owned.iter().collect();
         let new: BTreeSet<&TopicPartition> = assigned.iter().collect();
@@ -473,6 +483,7 @@ struct Joiner {
     protocol: Option<AssignorKind>,
     shared: Arc<Mutex<Shared>>,
     rack: Option<String>,
+    last_assignment: Option<StickyUserData>,
 }
 
 /// A finished join: the assignment and the protocol the group chose.
@@ -564,9 +575,7 @@ impl Joiner {
             .map(|a| {
                 let sub = Subscription {
                     topics: topics.to_vec(),
-                    user_data: a
-                        .is_cooperative()
-                        .then(|| assignor::cooperative_user_data(generation)),
+                    user_data: assignor::user_data(*a, generation, self.last_assignment.as_ref()),
                     owned: if a.is_cooperative() {
                         owned.to_vec()
                     } else {
