@@ -695,6 +695,19 @@ mod tests {
             .collect()
     }
 
+    /// The members `ids` (all subscribed to `topics`) rejoining after `out`, which they
+    /// received in `generation`.
+    fn rejoin(
+        out: &BTreeMap<String, Vec<TopicPartition>>,
+        ids: &[&str],
+        topics: &[&str],
+        generation: i32,
+    ) -> Vec<Member> {
+        ids.iter()
+            .map(|id| sticky(id, topics, Some((&held(out, id), generation))))
+            .collect()
+    }
+
     fn set(v: &[TopicPartition]) -> BTreeSet<TopicPartition> {
         v.iter().cloned().collect()
     }
@@ -743,6 +756,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The sticky assignment of `members`, checked valid and balanced.
+    fn sticky_assign(
+        members: &[Member],
+        partitions: &BTreeMap<String, i32>,
+    ) -> BTreeMap<String, Vec<TopicPartition>> {
+        let out = assign(AssignorKind::Sticky, members, partitions);
+        assert_valid_and_balanced(members, partitions, &out);
+        out
     }
 
     #[test]
@@ -815,15 +838,10 @@ mod tests {
             sticky("b", &["t"], None),
             sticky("c", &["t"], None),
         ];
-        let out1 = assign(AssignorKind::Sticky, &first, &t);
-        assert_valid_and_balanced(&first, &t, &out1);
+        let out1 = sticky_assign(&first, &t);
         // c leaves: a and b keep everything and split c's partitions.
-        let second = [
-            sticky("a", &["t"], Some((&held(&out1, "a"), 1))),
-            sticky("b", &["t"], Some((&held(&out1, "b"), 1))),
-        ];
-        let out2 = assign(AssignorKind::Sticky, &second, &t);
-        assert_valid_and_balanced(&second, &t, &out2);
+        let second = rejoin(&out1, &["a", "b"], &["t"], 1);
+        let out2 = sticky_assign(&second, &t);
         for id in ["a", "b"] {
             assert!(
                 set(&out2[id]).is_superset(&set(&out1[id])),
@@ -832,13 +850,9 @@ mod tests {
             assert_eq!(out2[id].len(), 4);
         }
         // d joins: a and b give up two partitions between them, nothing else moves.
-        let third = [
-            sticky("a", &["t"], Some((&held(&out2, "a"), 2))),
-            sticky("b", &["t"], Some((&held(&out2, "b"), 2))),
-            sticky("d", &["t"], None),
-        ];
-        let out3 = assign(AssignorKind::Sticky, &third, &t);
-        assert_valid_and_balanced(&third, &t, &out3);
+        let mut third = rejoin(&out2, &["a", "b"], &["t"], 2);
+        third.push(sticky("d", &["t"], None));
+        let out3 = sticky_assign(&third, &t);
         for id in ["a", "b"] {
             assert!(
                 set(&out3[id]).is_subset(&set(&out2[id])),
@@ -856,12 +870,8 @@ mod tests {
             .collect();
         let out = assign(AssignorKind::Sticky, &ms, &p);
         assert_eq!(out.values().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
-        let ms = [
-            sticky("c0", &topics, Some((&held(&out, "c0"), 1))),
-            sticky("c2", &topics, Some((&held(&out, "c2"), 1))),
-        ];
-        let after = assign(AssignorKind::Sticky, &ms, &p);
-        assert_valid_and_balanced(&ms, &p, &after);
+        let ms = rejoin(&out, &["c0", "c2"], &topics, 1);
+        let after = sticky_assign(&ms, &p);
         for id in ["c0", "c2"] {
             assert!(set(&after[id]).is_superset(&set(&out[id])));
         }
@@ -920,8 +930,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, s)| sticky(&format!("m{i}"), s, None))
                 .collect();
-            let out = assign(AssignorKind::Sticky, &ms, &p);
-            assert_valid_and_balanced(&ms, &p, &out);
+            let out = sticky_assign(&ms, &p);
             // Round two: m0 leaves, "new" joins with the last shape.
             let mut ms2: Vec<Member> = shapes
                 .iter()
@@ -934,8 +943,7 @@ mod tests {
                 })
                 .collect();
             ms2.push(sticky("new", &shapes[n - 1], None));
-            let out2 = assign(AssignorKind::Sticky, &ms2, &p);
-            assert_valid_and_balanced(&ms2, &p, &out2);
+            let out2 = sticky_assign(&ms2, &p);
             // Members with the same subscription end within one partition of each other.
             for x in &ms2 {
                 for y in &ms2 {
@@ -1004,8 +1012,7 @@ mod tests {
                 Some((&[("t", 2), ("t", 3), ("t", 4), ("t", 5)], 1)),
             ),
         ];
-        let want = assign(AssignorKind::Sticky, &ms, &p);
-        assert_valid_and_balanced(&ms, &p, &want);
+        let want = sticky_assign(&ms, &p);
         // Any order of the members, any number of times: the same answer.
         let mut order = ms.clone();
         for i in 0..24 {
