@@ -2,8 +2,9 @@
 //! every codec, the batch and stream paths, seeks (offset, timestamp), commits and restarts,
 //! the memory budget under a stalled application, read_committed over real transactions
 //! (raw transactional requests with an abort, and Kafka's Java producer-perf-test), classic
-//! groups of our consumers with members joining and leaving, and a mixed group with kcat
-//! (librdkafka) and Kafka's Java console consumer.
+//! groups of our consumers with members joining and leaving, a mixed group with kcat
+//! (librdkafka) and Kafka's Java console consumer, and a group of ours and the Java console
+//! consumer on the eager sticky assignor.
 
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command, Stdio};
@@ -974,6 +975,32 @@ impl Drop for Killed {
     }
 }
 
+/// Kafka's Java console consumer in `group`, reading `topic` from the beginning, with
+/// `extra` arguments; its stdout goes to `stdout`.
+fn java_console_consumer(topic: &str, group: &str, extra: &[&str], stdout: Stdio) -> Killed {
+    Killed(
+        Command::new("bash")
+            .arg(tests::kafka_script())
+            .args([
+                "tool",
+                "console-consumer",
+                "--bootstrap-server",
+                kafka().bootstrap(),
+                "--topic",
+                topic,
+                "--group",
+                group,
+                "--from-beginning",
+            ])
+            .args(extra)
+            .current_dir(tests::repo_root())
+            .stdout(stdout)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("console consumer"),
+    )
+}
+
 #[test]
 fn mixed_group_with_kcat_and_the_java_console_consumer() {
     let topic = unique_topic("cons-mixed");
@@ -1015,27 +1042,7 @@ fn mixed_group_with_kcat_and_the_java_console_consumer() {
             .expect("kcat"),
     );
     // Kafka's Java console consumer (range + cooperative-sticky by default).
-    let root = tests::repo_root();
-    let java = Killed(
-        Command::new("bash")
-            .arg(tests::kafka_script())
-            .args([
-                "tool",
-                "console-consumer",
-                "--bootstrap-server",
-                k.bootstrap(),
-                "--topic",
-                &topic,
-                "--group",
-                &group,
-                "--from-beginning",
-            ])
-            .current_dir(&root)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("console consumer"),
-    );
+    let java = java_console_consumer(&topic, &group, &[], Stdio::null());
     std::thread::sleep(Duration::from_secs(8));
     runtime().block_on(async {
         let mut c = Consumer::connect(
@@ -1109,6 +1116,201 @@ fn mixed_group_with_kcat_and_the_java_console_consumer() {
     });
     drop(kcat);
     drop(java);
+}
+
+/// (partition, record index) of a record written by [`produce`], read back from its value;
+/// `None` for any other line.
+fn record_of(value: &str) -> Option<(i32, usize)> {
+    let mut parts = value.trim().split('-');
+    let p = parts.next()?.strip_prefix('p')?.parse().ok()?;
+    let i = parts.next()?.strip_prefix('r')?.parse().ok()?;
+    Some((p, i))
+}
+
+/// Polls every consumer in turn (they share one task) until the group, as the coordinator
+/// describes it, is stable with `members` members that between them hold every partition
+/// and agree with what our consumers hold; returns each member's partitions by client id
+/// prefix (`java` or `ours-<index>`).
+async fn settle(
+    admin: &kafka_admin::Admin,
+    group: &str,
+    members: usize,
+    ours: &mut [&mut Consumer],
+) -> HashMap<String, HashSet<i32>> {
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        for c in ours.iter_mut() {
+            let _ = c.poll(Duration::from_millis(200)).await.unwrap();
+        }
+        let d = admin
+            .describe_groups(&[group])
+            .await
+            .ok()
+            .and_then(|r| r.into_result().ok())
+            .and_then(|mut r| r.remove(group));
+        if let Some(d) = d {
+            let mut held: HashMap<String, HashSet<i32>> = HashMap::new();
+            for m in &d.members {
+                let who = if m.client_id.starts_with("console-consumer") {
+                    "java".to_string()
+                } else {
+                    let i = ours
+                        .iter()
+                        .position(|c| {
+                            c.group_membership()
+                                .is_some_and(|(id, _)| id == m.member_id)
+                        })
+                        .map_or(usize::MAX, |i| i);
+                    format!("ours-{i}")
+                };
+                held.insert(who, m.assignment.iter().map(|tp| tp.partition).collect());
+            }
+            let agree = ours.iter().enumerate().all(|(i, c)| {
+                let mine: HashSet<i32> = c.assignment().iter().map(|tp| tp.partition).collect();
+                held.get(&format!("ours-{i}")) == Some(&mine)
+            });
+            let total: usize = held.values().map(HashSet::len).sum();
+            if d.state == "Stable" && held.len() == members && total == 6 && agree {
+                assert_eq!(d.assignor, "sticky", "{d:?}");
+                return held;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never settled with {members} members"
+        );
+    }
+}
+
+/// Java's `StickyAssignor` and ours in one group. Our first member leads (it joins first);
+/// Kafka's Java console consumer joins, then our second member: each rebalance reads the
+/// others' sticky user data (Java's bytes, ours), and partitions move only to the newcomer.
+/// Records written once the group settled are read by exactly one member each: disjoint,
+/// non-empty shares that together are every record.
+#[test]
+fn sticky_group_with_the_java_console_consumer_reads_disjoint_shares() {
+    let topic = unique_topic("cons-sticky");
+    let group = unique_topic("g-sticky");
+    let k = kafka();
+    let per_partition = 20;
+    let rt = runtime();
+    let client = rt.block_on(setup(&topic, 6));
+    let admin = kafka_admin::Admin::with_client(
+        client.clone(),
+        kafka_admin::AdminConfig::new(client_config(k.bootstrap())),
+    );
+    let config = || {
+        base(k.bootstrap())
+            .group_id(group.clone())
+            .assignors(vec![AssignorKind::Sticky])
+            .heartbeat_interval(Duration::from_millis(500))
+            .session_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let mut a = rt.block_on(async {
+        let mut a = Consumer::connect(config()).await.unwrap();
+        a.subscribe([topic.clone()]).unwrap();
+        let alone = settle(&admin, &group, 1, &mut [&mut a]).await;
+        assert_eq!(alone["ours-0"].len(), 6);
+        a
+    });
+    let mut java = java_console_consumer(
+        &topic,
+        &group,
+        &[
+            "--consumer-property",
+            "partition.assignment.strategy=org.apache.kafka.clients.consumer.StickyAssignor",
+            "--consumer-property",
+            "heartbeat.interval.ms=500",
+        ],
+        Stdio::piped(),
+    );
+    let java_read: Arc<Mutex<Vec<(i32, usize)>>> = Arc::default();
+    let reader = {
+        let out = java.0.stdout.take().expect("piped stdout");
+        let java_read = Arc::clone(&java_read);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                // The tool also prints notices (deprecated options) on stdout.
+                if let Some(r) = record_of(&line) {
+                    java_read.lock().unwrap().push(r);
+                }
+            }
+        })
+    };
+    rt.block_on(async {
+        let two = settle(&admin, &group, 2, &mut [&mut a]).await;
+        assert_eq!((two["ours-0"].len(), two["java"].len()), (3, 3), "{two:?}");
+        let mut b = Consumer::connect(config()).await.unwrap();
+        b.subscribe([topic.clone()]).unwrap();
+        let three = settle(&admin, &group, 3, &mut [&mut a, &mut b]).await;
+        for who in ["ours-0", "java", "ours-1"] {
+            assert_eq!(three[who].len(), 2, "{three:?}");
+        }
+        // Sticky: the two who stayed kept two of their three; only b's share moved.
+        for who in ["ours-0", "java"] {
+            assert!(three[who].is_subset(&two[who]), "{two:?} -> {three:?}");
+        }
+        for p in 0..6 {
+            produce(
+                &client,
+                &topic,
+                p,
+                per_partition,
+                per_partition,
+                10,
+                now_ms(),
+                &[Compression::None],
+            )
+            .await;
+        }
+        // Everyone reads until every record was read by someone, then a little longer
+        // (a record read twice would show up).
+        let mut ours: [Vec<(i32, usize)>; 2] = Default::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut extra = 0;
+        while extra < 3 {
+            for (i, c) in [&mut a, &mut b].into_iter().enumerate() {
+                for r in c.poll(Duration::from_millis(300)).await.unwrap() {
+                    let value = String::from_utf8_lossy(r.value.as_deref().unwrap());
+                    ours[i].push(record_of(&value).expect("one of our records"));
+                }
+            }
+            let total = ours[0].len() + ours[1].len() + java_read.lock().unwrap().len();
+            if total >= 6 * per_partition {
+                extra += 1;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {total} of {} records read",
+                6 * per_partition
+            );
+        }
+        let shares = [
+            ("ours-0", &ours[0]),
+            ("ours-1", &ours[1]),
+            ("java", &java_read.lock().unwrap().clone()),
+        ];
+        let mut all: HashSet<(i32, usize)> = HashSet::new();
+        for (who, read) in shares {
+            assert!(!read.is_empty(), "{who} read nothing");
+            for r in read.iter() {
+                assert!(
+                    three[who].contains(&r.0),
+                    "{who} read {r:?}, not from its partitions {three:?}"
+                );
+                assert!(all.insert(*r), "{r:?} read twice");
+            }
+        }
+        assert_eq!(all.len(), 6 * per_partition);
+        b.close().await.unwrap();
+        a.close().await.unwrap();
+    });
+    drop(java);
+    reader.join().unwrap();
 }
 
 #[test]
