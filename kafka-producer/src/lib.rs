@@ -53,7 +53,7 @@ pub use record::{DeliveryFuture, ProducerRecord, RecordHeader, RecordMetadata};
 pub use stats::ProducerStats;
 pub use transaction::ConsumerGroupMetadata;
 
-use accumulator::{Accumulator, AccumulatorConfig, Followups};
+use accumulator::{Accumulator, AccumulatorConfig, Delivery, Followups, RecordParts};
 use stats::Stats;
 use transaction::TxnState;
 
@@ -91,6 +91,8 @@ pub(crate) struct Inner {
     pub(crate) wake: Arc<Notify>,
     pub(crate) progress: Notify,
     fatal: Mutex<Option<Error>>,
+    /// `fatal` is set: lets `send` skip that lock on the hot path.
+    has_fatal: AtomicBool,
     pub(crate) txn: Mutex<TxnState>,
     /// Serialises the transactional calls.
     pub(crate) txn_calls: tokio::sync::Mutex<()>,
@@ -110,6 +112,9 @@ impl Inner {
     }
 
     pub(crate) fn fatal(&self) -> Option<Error> {
+        if !self.has_fatal.load(Ordering::Acquire) {
+            return None;
+        }
         self.fatal.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -121,6 +126,7 @@ impl Inner {
             }
             tracing::error!(error = %e, "producer entered a fatal state");
             *f = Some(e.clone());
+            self.has_fatal.store(true, Ordering::Release);
         }
         if self.config.transactional_id.is_some() {
             *self.txn.lock().unwrap_or_else(|e| e.into_inner()) = TxnState::Fatal(e.clone());
@@ -195,7 +201,8 @@ impl Inner {
         if let Some(e) = self.fatal() {
             return Err(Error::Fatal { cause: Arc::new(e) });
         }
-        if self.lock_acc().closing || self.closed_hard.load(Ordering::Acquire) {
+        // `closing` is checked again under the accumulator's lock by `append`.
+        if self.closed_hard.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
         if self.config.transactional_id.is_some() {
@@ -269,6 +276,7 @@ impl Producer {
             wake: Arc::new(Notify::new()),
             progress: Notify::new(),
             fatal: Mutex::new(None),
+            has_fatal: AtomicBool::new(false),
             txn: Mutex::new(if config.transactional_id.is_some() {
                 TxnState::Uninitialized
             } else {
@@ -303,49 +311,26 @@ impl Producer {
     /// metadata, at most `max.block.ms`; the returned future resolves when the record is
     /// acknowledged (after `linger.ms` batching) or has failed.
     pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
-        let inner = &self.inner;
-        inner.check_can_send()?;
-        let size = record_size(&record);
-        let config = &inner.config;
-        if size > config.max_request_size {
-            return Err(Error::RecordTooLarge {
-                size,
-                limit: config.max_request_size,
-                limit_name: "max.request.size",
-            });
-        }
-        if size > config.buffer_memory {
-            return Err(Error::RecordTooLarge {
-                size,
-                limit: config.buffer_memory,
-                limit_name: "buffer.memory",
-            });
-        }
-        let started = Instant::now();
-        let deadline = started + config.max_block;
-        match inner.memory.try_acquire_many(size as u32) {
-            Ok(p) => p.forget(),
-            Err(_) => {
-                inner.stats.note_blocked();
-                match tokio::time::timeout_at(deadline, inner.memory.acquire_many(size as u32))
-                    .await
-                {
-                    Ok(Ok(p)) => p.forget(),
-                    Ok(Err(_)) => return Err(Error::Closed),
-                    Err(_) => {
-                        return Err(Error::BlockTimeout {
-                            what: "buffer.memory",
-                            waited: started.elapsed(),
-                        })
-                    }
-                }
-            }
-        }
-        let r = self.append(record, size, deadline).await;
-        if r.is_err() {
-            inner.memory.add_permits(size);
-        }
-        r
+        let future = self.enqueue(record, Delivery::Future).await?;
+        Ok(future.expect("append returns a future when asked for one"))
+    }
+
+    /// Queues a record like [`send`](Self::send), and calls `callback` once with its outcome
+    /// instead of returning a future: the Java client's `send(record, callback)`, and the
+    /// cheapest way to learn every record's outcome (no future to poll per record).
+    ///
+    /// The callback runs on the producer's sender task, after the record's batch is
+    /// acknowledged or has failed, in offset order within the batch: keep it short and never
+    /// block in it (hand work to a channel). A callback that panics is logged and ignored.
+    /// When this returns an error the record was not queued and the callback is dropped
+    /// without being called.
+    pub async fn send_with_callback<F>(&self, record: ProducerRecord, callback: F) -> Result<()>
+    where
+        F: FnOnce(Result<RecordMetadata>) + Send + 'static,
+    {
+        self.enqueue(record, Delivery::Callback(Box::new(callback)))
+            .await
+            .map(drop)
     }
 
     /// Queues many records; one result per record, in order.
@@ -370,18 +355,121 @@ impl Producer {
         fut.await
     }
 
-    async fn append(
+    /// The path of every record: checks, buffer space, then the accumulator. The common
+    /// case (buffer space free, topic known) is synchronous; only a record that must wait
+    /// goes through the boxed slow path, so that the future of every `send` stays small (the
+    /// slow path's metadata refresh alone is KiBs, which every send would copy otherwise).
+    /// Clocks are read only where needed (the timestamp; `max.block.ms` only when blocking).
+    async fn enqueue(
+        &self,
+        record: ProducerRecord,
+        delivery: Delivery,
+    ) -> Result<Option<DeliveryFuture>> {
+        let size = self.admit(&record)?;
+        let inner = &self.inner;
+        if let Ok(p) = inner.memory.try_acquire_many(size as u32) {
+            p.forget();
+            let count = inner.lock_acc().partition_count(&record.topic);
+            if count > 0 {
+                let r = self.append(&record, size, count, delivery);
+                if r.is_err() {
+                    self.undo(size);
+                }
+                return r;
+            }
+            inner.memory.add_permits(size);
+        }
+        Box::pin(self.enqueue_waiting(record, size, delivery)).await
+    }
+
+    /// Checks that the producer takes records and that this one fits; returns its size in
+    /// `buffer.memory`.
+    fn admit(&self, record: &ProducerRecord) -> Result<usize> {
+        let inner = &self.inner;
+        inner.check_can_send()?;
+        let size = record_size(record);
+        let config = &inner.config;
+        if size > config.max_request_size {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: config.max_request_size,
+                limit_name: "max.request.size",
+            });
+        }
+        if size > config.buffer_memory {
+            return Err(Error::RecordTooLarge {
+                size,
+                limit: config.buffer_memory,
+                limit_name: "buffer.memory",
+            });
+        }
+        Ok(size)
+    }
+
+    /// Gives back the buffer space of a record that was not queued.
+    fn undo(&self, size: usize) {
+        self.inner.memory.add_permits(size);
+        // A batch sealed on the way may have failed; the sender fails it.
+        self.inner.wake.notify_one();
+    }
+
+    /// The slow path of [`enqueue`](Self::enqueue): waits for buffer space and for the
+    /// topic's metadata, each within `max.block.ms` of the start.
+    async fn enqueue_waiting(
         &self,
         record: ProducerRecord,
         size: usize,
-        deadline: Instant,
-    ) -> Result<DeliveryFuture> {
+        delivery: Delivery,
+    ) -> Result<Option<DeliveryFuture>> {
+        let inner = &self.inner;
+        let started = Instant::now();
+        let deadline = started + inner.config.max_block;
+        match inner.memory.try_acquire_many(size as u32) {
+            Ok(p) => p.forget(),
+            Err(_) => {
+                inner.stats.note_blocked();
+                match tokio::time::timeout_at(deadline, inner.memory.acquire_many(size as u32))
+                    .await
+                {
+                    Ok(Ok(p)) => p.forget(),
+                    Ok(Err(_)) => return Err(Error::Closed),
+                    Err(_) => {
+                        return Err(Error::BlockTimeout {
+                            what: "buffer.memory",
+                            waited: started.elapsed(),
+                        })
+                    }
+                }
+            }
+        }
+        let mut count = inner.lock_acc().partition_count(&record.topic);
+        if count == 0 {
+            count = match self.wait_for_topic(&record.topic, deadline).await {
+                Ok(n) => n,
+                Err(e) => {
+                    self.undo(size);
+                    return Err(e);
+                }
+            };
+        }
+        let r = self.append(&record, size, count, delivery);
+        if r.is_err() {
+            self.undo(size);
+        }
+        r
+    }
+
+    /// Picks the record's partition and appends it (buffer space already taken, the topic
+    /// known with `count` partitions).
+    fn append(
+        &self,
+        record: &ProducerRecord,
+        size: usize,
+        count: usize,
+        delivery: Delivery,
+    ) -> Result<Option<DeliveryFuture>> {
         let inner = &self.inner;
         let topic: &str = &record.topic;
-        let mut count = inner.lock_acc().partition_count(topic);
-        if count == 0 {
-            count = self.wait_for_topic(topic, deadline).await?;
-        }
         let partition = match record.partition {
             Some(p) if p < 0 || p as usize >= count => {
                 return Err(Error::InvalidPartition {
@@ -408,45 +496,36 @@ impl Producer {
                 Choice::Sticky => None,
             },
         };
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let (fut, wake) = {
-            let mut acc = inner.lock_acc();
-            let partition = match partition {
-                Some(p) => p,
-                None => {
-                    let client = &inner.client;
-                    acc.sticky_partition(
-                        topic,
-                        size,
-                        || {
-                            client
-                                .metadata()
-                                .partitions(topic)
-                                .iter()
-                                .filter(|p| p.leader.is_some())
-                                .map(|p| p.partition)
-                                .collect()
-                        },
-                        inner.config.partitioner.adaptive(),
-                    )
-                }
-            };
-            acc.append(
-                topic,
-                partition,
-                timestamp,
-                record.key.as_deref(),
-                record.value.as_deref(),
-                &record.headers,
-                size,
-                Instant::now(),
-            )?
+        let parts = RecordParts {
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            key: record.key.as_deref(),
+            value: record.value.as_deref(),
+            headers: &record.headers,
         };
+        let client = &inner.client;
+        let appended = inner.lock_acc().append(
+            topic,
+            partition,
+            || {
+                client
+                    .metadata()
+                    .partitions(topic)
+                    .iter()
+                    .filter(|p| p.leader.is_some())
+                    .map(|p| p.partition)
+                    .collect()
+            },
+            inner.config.partitioner.adaptive(),
+            parts,
+            size,
+            Instant::now,
+            delivery,
+        )?;
         inner.stats.note_sent(size);
-        if wake {
+        if appended.wake {
             inner.wake.notify_one();
         }
-        Ok(fut)
+        Ok(appended.future)
     }
 
     /// Waits for the topic's partitions to be known; returns their count.
@@ -550,5 +629,21 @@ impl Producer {
             (acc.buffered_bytes, acc.in_flight())
         };
         self.inner.stats.snapshot(buffered, in_flight)
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn future_size<'a, Fut>(_f: impl FnOnce(&'a Producer, ProducerRecord) -> Fut) -> usize {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// Every `send` builds and moves its future: the waiting paths are boxed so that it
+    /// stays small (it was 3 KiB with the metadata refresh inline).
+    #[test]
+    fn the_send_future_stays_small() {
+        let size = future_size(Producer::send);
+        assert!(size <= 640, "send's future is {size} bytes");
     }
 }

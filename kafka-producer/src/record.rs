@@ -115,10 +115,31 @@ pub(crate) enum BatchOutcome {
     Failed(Error),
 }
 
-#[derive(Debug, Default)]
+/// A record's delivery callback ([`Producer::send_with_callback`](crate::Producer::send_with_callback)).
+pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
+
+/// A callback with the record's place in its batch.
+struct PendingCallback {
+    offset_delta: i32,
+    timestamp: i64,
+    callback: Callback,
+}
+
+#[derive(Default)]
 struct SlotState {
     outcome: Option<BatchOutcome>,
     wakers: Vec<Waker>,
+    callbacks: Vec<PendingCallback>,
+}
+
+impl std::fmt::Debug for SlotState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotState")
+            .field("outcome", &self.outcome)
+            .field("wakers", &self.wakers.len())
+            .field("callbacks", &self.callbacks.len())
+            .finish()
+    }
 }
 
 /// The shared outcome of one batch, which every record future of the batch reads: one
@@ -143,19 +164,83 @@ impl BatchSlot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sets the outcome (the first one wins) and wakes every waiting record.
+    /// Registers a record's callback; called by [`complete`](Self::complete).
+    pub(crate) fn add_callback(&self, offset_delta: i32, timestamp: i64, callback: Callback) {
+        self.lock().callbacks.push(PendingCallback {
+            offset_delta,
+            timestamp,
+            callback,
+        });
+    }
+
+    /// Sets the outcome (the first one wins), wakes every waiting record and calls every
+    /// callback, in offset order, outside the slot's lock. The caller must hold no other
+    /// lock either: a callback is the application's code. A callback that panics is
+    /// logged; the others still run.
     pub(crate) fn complete(&self, outcome: BatchOutcome) {
-        let wakers = {
+        let (wakers, callbacks) = {
             let mut s = self.lock();
             if s.outcome.is_some() {
                 return;
             }
-            s.outcome = Some(outcome);
-            std::mem::take(&mut s.wakers)
+            s.outcome = Some(outcome.clone());
+            (
+                std::mem::take(&mut s.wakers),
+                std::mem::take(&mut s.callbacks),
+            )
         };
         for w in wakers {
             w.wake();
         }
+        for c in callbacks {
+            let result = resolve(
+                &self.topic,
+                self.partition,
+                c.offset_delta,
+                c.timestamp,
+                &outcome,
+            );
+            let callback = c.callback;
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || callback(result)))
+                .is_err()
+            {
+                tracing::error!(
+                    topic = %self.topic,
+                    partition = self.partition,
+                    "a delivery callback panicked"
+                );
+            }
+        }
+    }
+}
+
+/// A record's outcome from its batch's.
+fn resolve(
+    topic: &Arc<str>,
+    partition: i32,
+    offset_delta: i32,
+    timestamp: i64,
+    outcome: &BatchOutcome,
+) -> Result<RecordMetadata, Error> {
+    match outcome {
+        BatchOutcome::Written {
+            base_offset,
+            log_append_time,
+        } => Ok(RecordMetadata {
+            topic: topic.clone(),
+            partition,
+            offset: if *base_offset < 0 {
+                -1
+            } else {
+                base_offset + i64::from(offset_delta)
+            },
+            timestamp: if *log_append_time >= 0 {
+                *log_append_time
+            } else {
+                timestamp
+            },
+        }),
+        BatchOutcome::Failed(e) => Err(e.clone()),
     }
 }
 
@@ -182,29 +267,6 @@ impl DeliveryFuture {
     pub fn partition(&self) -> i32 {
         self.slot.partition
     }
-
-    fn resolve(&self, outcome: &BatchOutcome) -> Result<RecordMetadata, Error> {
-        match outcome {
-            BatchOutcome::Written {
-                base_offset,
-                log_append_time,
-            } => Ok(RecordMetadata {
-                topic: self.slot.topic.clone(),
-                partition: self.slot.partition,
-                offset: if *base_offset < 0 {
-                    -1
-                } else {
-                    base_offset + i64::from(self.offset_delta)
-                },
-                timestamp: if *log_append_time >= 0 {
-                    *log_append_time
-                } else {
-                    self.timestamp
-                },
-            }),
-            BatchOutcome::Failed(e) => Err(e.clone()),
-        }
-    }
 }
 
 impl Future for DeliveryFuture {
@@ -216,7 +278,13 @@ impl Future for DeliveryFuture {
             Some(outcome) => {
                 let outcome = outcome.clone();
                 drop(s);
-                Poll::Ready(self.resolve(&outcome))
+                Poll::Ready(resolve(
+                    &self.slot.topic,
+                    self.slot.partition,
+                    self.offset_delta,
+                    self.timestamp,
+                    &outcome,
+                ))
             }
             None => {
                 // Only the last waker is compared: scanning all would cost O(records) per

@@ -127,14 +127,8 @@ pub(crate) async fn run(inner: Arc<Inner>) {
             let mut acc = inner.lock_acc();
             let mut f = Followups::default();
             let expire_at = acc.expire(now, &mut f);
-            match acc.drain(now, &MetaLeaders(meta)) {
-                Ok((jobs, next, unknown)) => (jobs, next, unknown, expire_at, f),
-                Err(e) => {
-                    drop(acc);
-                    tracing::warn!(error = %e, "sealing a batch failed");
-                    (Vec::new(), None, false, expire_at, f)
-                }
-            }
+            let (jobs, next, unknown) = acc.drain(now, &MetaLeaders(meta));
+            (jobs, next, unknown, expire_at, f)
         };
         inner.apply(f);
         if unknown_leader {

@@ -19,7 +19,7 @@ usage:
 Each run prints one JSON object on stdout. Without --bootstrap a local broker is started
 with the repository's kit (scripts/kafka up; honours KAFKA_KIT_PORT_OFFSET) and left running
 (`scripts/kafka down` stops it). --idempotent defaults to true with --acks all, else false.
-produce clients: ours rdkafka krafka confluent-kafka rskafka
+produce clients: ours ours-future rdkafka krafka confluent-kafka rskafka
 consume clients: ours rdkafka rdkafka-stream krafka confluent-kafka rskafka
 (every client but `ours` needs the `peers` feature).";
 

@@ -87,7 +87,14 @@ mod broker {
         let bootstrap = bootstrap();
         let topic = ::tests::unique_topic("live-peers");
         let records = 3_000;
-        let producers = ["ours", "rdkafka", "krafka", "confluent-kafka", "rskafka"];
+        let producers = [
+            "ours",
+            "ours-future",
+            "rdkafka",
+            "krafka",
+            "confluent-kafka",
+            "rskafka",
+        ];
         for client in producers {
             let spec = produce_spec(Some(bootstrap.clone()), &topic, records);
             let (r, failure) = clients::produce(client, spec, bootstrap.clone())

@@ -35,9 +35,24 @@ fn acc() -> Accumulator {
 }
 
 fn append(a: &mut Accumulator, p: i32, now: Instant) -> DeliveryFuture {
-    a.append("t", p, 1, Some(b"key"), Some(&[b'v'; 50]), &[], 60, now)
-        .unwrap()
-        .0
+    a.append(
+        "t",
+        Some(p),
+        Vec::new,
+        false,
+        RecordParts {
+            timestamp: 1,
+            key: Some(b"key"),
+            value: Some(&[b'v'; 50]),
+            headers: &[],
+        },
+        60,
+        || now,
+        Delivery::Future,
+    )
+    .unwrap()
+    .future
+    .unwrap()
 }
 
 /// The producer fields of a sealed batch, read back through the decoder (which checks the
@@ -55,7 +70,7 @@ fn header(bytes: &Bytes) -> (i64, i16, i32, usize) {
 }
 
 fn drain(a: &mut Accumulator, now: Instant) -> Vec<ProduceJob> {
-    a.drain(now, &OneLeader(1)).unwrap().0
+    a.drain(now, &OneLeader(1)).0
 }
 
 fn written() -> BatchResult {
@@ -211,7 +226,7 @@ fn an_unsent_batch_expires_as_not_persisted_and_later_ones_are_renumbered() {
     // No leader for 10 s: nothing is sent; then the first batch expires.
     let mut f = Followups::default();
     a.begin_flush();
-    a.drain(t0, &NoLeader).unwrap();
+    a.drain(t0, &NoLeader);
     let t10 = t0 + Duration::from_secs(10);
     a.expire(t10, &mut f);
     f.resolve();
@@ -338,4 +353,95 @@ fn topics_follow_partition_increases() {
     a.grow_topics(|_| 1);
     assert_eq!(a.partition_count("t"), 5);
     drop(append(&mut a, 4, Instant::now()));
+}
+
+fn append_with_callback(
+    a: &mut Accumulator,
+    p: i32,
+    now: Instant,
+    callback: impl FnOnce(Result<crate::RecordMetadata, Error>) + Send + 'static,
+) -> Result<Appended, Error> {
+    a.append(
+        "t",
+        Some(p),
+        Vec::new,
+        false,
+        RecordParts {
+            timestamp: 9,
+            key: None,
+            value: Some(b"v"),
+            headers: &[],
+        },
+        20,
+        || now,
+        Delivery::Callback(Box::new(callback)),
+    )
+}
+
+#[test]
+fn callbacks_run_once_in_offset_order_and_a_panicking_one_stops_no_other() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    for i in 0..3 {
+        let seen = seen.clone();
+        let appended = append_with_callback(&mut a, 1, t0, move |r| {
+            let m = r.expect("written");
+            seen.lock()
+                .unwrap()
+                .push((i, m.partition, m.offset, m.timestamp));
+            assert_ne!(i, 1, "the second callback panics");
+        })
+        .unwrap();
+        assert!(appended.future.is_none(), "a callback record has no future");
+    }
+    let jobs = drain(&mut a, t0 + Duration::from_millis(6));
+    assert_eq!(seen.lock().unwrap().len(), 0, "nothing before the ack");
+    for j in jobs {
+        let results = j.batches.into_iter().map(|b| (b, written())).collect();
+        a.complete(j.node, results, t0).resolve();
+    }
+    let base = match written() {
+        BatchResult::Written { base_offset, .. } => base_offset,
+        _ => unreachable!(),
+    };
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec![(0, 1, base, 9), (1, 1, base + 1, 9), (2, 1, base + 2, 9)]
+    );
+}
+
+#[test]
+fn callbacks_of_unsent_records_get_the_failure_and_closing_takes_nothing() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    append_with_callback(&mut a, 0, t0, move |r| s.lock().unwrap().push(r)).unwrap();
+    a.closing = true;
+    let s = seen.clone();
+    assert!(matches!(
+        append_with_callback(&mut a, 0, t0, move |r| s.lock().unwrap().push(r)),
+        Err(Error::Closed)
+    ));
+    a.fail_unsent(&Error::Closed).resolve();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "only the queued record has an outcome");
+    assert!(matches!(seen[0], Err(Error::Closed)));
+}
+
+#[test]
+fn topic_hasher_spreads_similar_names() {
+    use std::hash::BuildHasher;
+    let b = BuildHasherDefault::<TopicHasher>::default();
+    let names = [
+        "t",
+        "t1",
+        "t2",
+        "events-0",
+        "events-1",
+        "a-much-longer-topic-name-17",
+    ];
+    let hashes: BTreeSet<u64> = names.iter().map(|n| b.hash_one(n)).collect();
+    assert_eq!(hashes.len(), names.len());
 }

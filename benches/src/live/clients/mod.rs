@@ -21,7 +21,14 @@ pub mod rdkafka;
 pub mod rskafka;
 
 /// Every producer client, in the order `compare` runs them first.
-pub const PRODUCE_CLIENTS: [&str; 5] = ["rdkafka", "ours", "krafka", "confluent-kafka", "rskafka"];
+pub const PRODUCE_CLIENTS: [&str; 6] = [
+    "rdkafka",
+    "ours",
+    "ours-future",
+    "krafka",
+    "confluent-kafka",
+    "rskafka",
+];
 /// Every consumer client, in the order `compare` runs them first.
 pub const CONSUME_CLIENTS: [&str; 6] = [
     "rdkafka",
@@ -54,6 +61,7 @@ pub async fn produce(
 ) -> Result<(Report, Option<LiveError>), LiveError> {
     match client {
         "ours" => run_produce::<ours::OursProducer>(spec, bootstrap).await,
+        "ours-future" => run_produce::<ours::OursFutureProducer>(spec, bootstrap).await,
         #[cfg(feature = "peers")]
         "rdkafka" => run_produce::<rdkafka::RdkafkaProducer>(spec, bootstrap).await,
         #[cfg(feature = "peers")]

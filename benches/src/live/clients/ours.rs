@@ -16,13 +16,45 @@ use crate::live::driver::{
 use crate::live::measure::{AckLog, Progress};
 use crate::live::LiveError;
 
-/// `kafka-producer`: `Producer::send` (returns once the record is in a batch; its
-/// `DeliveryFuture` resolves to the ack), the same shape as krafka's `enqueue`.
+/// `kafka-producer` through `Producer::send_with_callback` (Java's `send(record, callback)`):
+/// each record's callback logs its ack latency, the same shape as rdkafka's delivery
+/// callbacks, and our cheapest way to learn every outcome.
 pub struct OursProducer {
     producer: Producer,
     /// The topic as `&'static str`: a `ProducerRecord` takes `Cow<'static, str>`, and a
     /// service names its topics with constants; leaked once per run, not per record.
     topic: &'static str,
+}
+
+/// `kafka-producer` through `Producer::send`: each record's `DeliveryFuture` is awaited by a
+/// collecting task (`ours-future`), the shape of krafka's `enqueue`.
+pub struct OursFutureProducer(OursProducer);
+
+async fn connect_ours(job: &ProduceJob, name: &'static str) -> Result<OursProducer, LiveError> {
+    let s = &job.spec;
+    let servers: Vec<&str> = job.bootstrap.split(',').map(str::trim).collect();
+    let config = ProducerConfig::new(servers)
+        .map_err(|e| LiveError::client(name, e))?
+        .acks(match s.acks {
+            Acks::All => OurAcks::All,
+            Acks::Leader => OurAcks::Leader,
+            Acks::None => OurAcks::None,
+        })
+        .idempotence(s.idempotent)
+        .linger(Duration::from_millis(s.linger_ms))
+        .batch_size(s.batch_size)
+        .compression(match s.compression {
+            Compression::None => OurCompression::None,
+            Compression::Lz4 => OurCompression::Lz4,
+            Compression::Zstd => OurCompression::Zstd,
+        });
+    let producer = Producer::new(config)
+        .await
+        .map_err(|e| LiveError::client(name, e))?;
+    Ok(OursProducer {
+        producer,
+        topic: Box::leak(s.common.topic.clone().into_boxed_str()),
+    })
 }
 
 impl LiveProducer for OursProducer {
@@ -33,30 +65,55 @@ impl LiveProducer for OursProducer {
     }
 
     async fn connect(job: &ProduceJob) -> Result<Self, LiveError> {
-        let s = &job.spec;
-        let servers: Vec<&str> = job.bootstrap.split(',').map(str::trim).collect();
-        let config = ProducerConfig::new(servers)
-            .map_err(|e| LiveError::client(Self::NAME, e))?
-            .acks(match s.acks {
-                Acks::All => OurAcks::All,
-                Acks::Leader => OurAcks::Leader,
-                Acks::None => OurAcks::None,
-            })
-            .idempotence(s.idempotent)
-            .linger(Duration::from_millis(s.linger_ms))
-            .batch_size(s.batch_size)
-            .compression(match s.compression {
-                Compression::None => OurCompression::None,
-                Compression::Lz4 => OurCompression::Lz4,
-                Compression::Zstd => OurCompression::Zstd,
-            });
-        let producer = Producer::new(config)
+        connect_ours(job, Self::NAME).await
+    }
+
+    async fn produce(
+        &mut self,
+        job: &ProduceJob,
+        count: u64,
+        acks: &Arc<AckLog>,
+    ) -> Result<(), LiveError> {
+        for _ in 0..count {
+            let sent = Instant::now();
+            let log = acks.clone();
+            let queued = self
+                .producer
+                .send_with_callback(
+                    ProducerRecord::new(self.topic, job.payload.clone()),
+                    move |r| match r {
+                        Ok(_) => log.ack(sent.elapsed()),
+                        Err(e) => log.fail(e),
+                    },
+                )
+                .await;
+            if let Err(e) = queued {
+                acks.fail(e);
+            }
+        }
+        self.producer
+            .flush()
             .await
-            .map_err(|e| LiveError::client(Self::NAME, e))?;
-        Ok(OursProducer {
-            producer,
-            topic: Box::leak(s.common.topic.clone().into_boxed_str()),
-        })
+            .map_err(|e| LiveError::client(Self::NAME, e))
+    }
+
+    async fn close(self) -> Result<(), LiveError> {
+        self.producer
+            .close(Duration::from_secs(30))
+            .await
+            .map_err(|e| LiveError::client(Self::NAME, e))
+    }
+}
+
+impl LiveProducer for OursFutureProducer {
+    const NAME: &'static str = "ours-future";
+
+    fn version() -> String {
+        OursProducer::version()
+    }
+
+    async fn connect(job: &ProduceJob) -> Result<Self, LiveError> {
+        connect_ours(job, Self::NAME).await.map(OursFutureProducer)
     }
 
     async fn produce(
@@ -69,8 +126,9 @@ impl LiveProducer for OursProducer {
         for _ in 0..count {
             let sent = Instant::now();
             match self
+                .0
                 .producer
-                .send(ProducerRecord::new(self.topic, job.payload.clone()))
+                .send(ProducerRecord::new(self.0.topic, job.payload.clone()))
                 .await
             {
                 Ok(delivery) => collector.push(sent, delivery),
@@ -82,10 +140,7 @@ impl LiveProducer for OursProducer {
     }
 
     async fn close(self) -> Result<(), LiveError> {
-        self.producer
-            .close(Duration::from_secs(30))
-            .await
-            .map_err(|e| LiveError::client(Self::NAME, e))
+        self.0.close().await
     }
 }
 
