@@ -27,7 +27,9 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Outcome};
 use crate::partitioner::StickyState;
-use crate::record::{BatchOutcome, BatchSlot, Callback, DeliveryFuture, RecordHeader};
+use crate::record::{
+    BatchOutcome, BatchSlot, Callback, DeliveryFuture, PendingCallback, RecordHeader,
+};
 
 /// Hashes topic names for the accumulator's map, which every record looks up: a
 /// multiply-rotate hash (the scheme of rustc's FxHash) costs a few ns where SipHash cost about
@@ -91,6 +93,9 @@ pub(crate) struct Appended {
     pub(crate) wake: bool,
 }
 
+/// Buffers of acknowledged batches kept for reuse (see `Accumulator::spare`).
+const SPARE_BUFFERS: usize = 8;
+
 /// Producer id and epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ProducerIdentity {
@@ -141,13 +146,34 @@ pub(crate) struct Batch {
     last_error: Option<String>,
 }
 
-#[derive(Debug)]
 struct OpenBatch {
     id: u64,
     slot: Arc<BatchSlot>,
     created: Instant,
     reserved: usize,
     expedite: bool,
+    /// Callbacks of the records so far, kept here under the accumulator's lock (no lock
+    /// per record) and handed to the slot when the batch stops being open.
+    callbacks: Vec<PendingCallback>,
+}
+
+impl OpenBatch {
+    /// The batch's slot, with the callbacks of its records attached.
+    fn into_slot(self) -> Arc<BatchSlot> {
+        self.slot.attach_callbacks(self.callbacks);
+        self.slot
+    }
+}
+
+impl std::fmt::Debug for OpenBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenBatch")
+            .field("id", &self.id)
+            .field("created", &self.created)
+            .field("reserved", &self.reserved)
+            .field("callbacks", &self.callbacks.len())
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -162,6 +188,8 @@ struct PartitionQueue {
     retrying: bool,
     /// Added to the current transaction (AddPartitionsToTxn answered).
     in_txn: bool,
+    /// Callbacks the last batch had: the next one's starting capacity.
+    callbacks_hint: usize,
 }
 
 impl PartitionQueue {
@@ -175,6 +203,7 @@ impl PartitionQueue {
             last_acked_seq: -1,
             retrying: false,
             in_txn: false,
+            callbacks_hint: 0,
         }
     }
 
@@ -265,6 +294,9 @@ pub(crate) struct Accumulator {
     compressor: Compressor,
     /// Open batches whose sealing failed, failed by the next `expire` outside the lock.
     unsealable: Vec<(OpenBatch, Error)>,
+    /// Buffers of acknowledged batches, for batches whose builder's own buffer is still in
+    /// flight: no allocation and no zeroing of a fresh buffer per batch.
+    spare: Vec<BytesMut>,
     pub(crate) producer: ProducerIdentity,
     in_flight_per_node: HashMap<i32, usize>,
     next_batch_id: u64,
@@ -327,6 +359,7 @@ impl Accumulator {
             topics: HashMap::default(),
             compressor,
             unsealable: Vec::new(),
+            spare: Vec::new(),
             producer: ProducerIdentity::NONE,
             in_flight_per_node: HashMap::new(),
             next_batch_id: 1,
@@ -477,7 +510,15 @@ impl Accumulator {
                 ..BatchOptions::default()
             };
             match &mut pq.builder {
-                Some(b) => b.reset(opts),
+                Some(b) => {
+                    b.reset(opts);
+                    // The last batch is likely still in flight: write into a sent one's buffer.
+                    if let Some(buf) = self.spare.pop() {
+                        if let Some(back) = b.offer_buffer(buf) {
+                            self.spare.push(back);
+                        }
+                    }
+                }
                 None => {
                     pq.builder = Some(RecordBatchBuilder::with_buffer(
                         opts,
@@ -494,6 +535,7 @@ impl Accumulator {
                 created: now(),
                 reserved: 0,
                 expedite: false,
+                callbacks: Vec::with_capacity(pq.callbacks_hint),
             });
             wake = true;
         }
@@ -511,8 +553,12 @@ impl Accumulator {
                 offset_delta,
                 timestamp,
             )),
-            Delivery::Callback(cb) => {
-                open.slot.add_callback(offset_delta, timestamp, cb);
+            Delivery::Callback(callback) => {
+                open.callbacks.push(PendingCallback {
+                    offset_delta,
+                    timestamp,
+                    callback,
+                });
                 None
             }
         };
@@ -576,9 +622,11 @@ impl Accumulator {
         if cfg.idempotent {
             pq.next_seq = seq_add(pq.next_seq, records);
         }
-        let slot = open.slot;
+        pq.callbacks_hint = open.callbacks.len();
+        let (id, created, reserved) = (open.id, open.created, open.reserved);
+        let slot = open.into_slot();
         pq.queued.push_back(Batch {
-            id: open.id,
+            id,
             topic: slot.topic.clone(),
             partition: slot.partition,
             bytes,
@@ -586,10 +634,10 @@ impl Accumulator {
             base_seq,
             producer,
             slot,
-            created: open.created,
+            created,
             attempts: 0,
             retry_at: None,
-            reserved: open.reserved,
+            reserved,
             ambiguous: false,
             last_error: None,
         });
@@ -663,7 +711,7 @@ impl Accumulator {
             if self.cfg.transactional {
                 f.abortable = Some(e.clone());
             }
-            f.resolved.push((open.slot, BatchOutcome::Failed(e)));
+            f.resolved.push((open.into_slot(), BatchOutcome::Failed(e)));
         }
     }
 
@@ -688,7 +736,8 @@ impl Accumulator {
                         let opts = *b.options();
                         b.reset(opts);
                     }
-                    failed.push((open.id, open.reserved, open.slot, error.clone()));
+                    let (id, reserved) = (open.id, open.reserved);
+                    failed.push((id, reserved, open.into_slot(), error.clone()));
                 }
                 for b in pq.queued.drain(..) {
                     let e = if b.ambiguous {
@@ -769,7 +818,7 @@ impl Accumulator {
                         if transactional {
                             f.abortable = Some(e.clone());
                         }
-                        f.resolved.push((open.slot, BatchOutcome::Failed(e)));
+                        f.resolved.push((open.into_slot(), BatchOutcome::Failed(e)));
                     } else {
                         let at = open.created + timeout;
                         next = Some(next.map_or(at, |n| n.min(at)));
@@ -962,6 +1011,7 @@ impl Accumulator {
         }
         let idempotent = self.cfg.idempotent;
         let transactional = self.cfg.transactional;
+        let mut written = Vec::new();
         for (mut batch, result) in results {
             let (topic, partition) = (batch.topic.clone(), batch.partition);
             let Some(pq) = self.partition_mut(&topic, partition) else {
@@ -983,6 +1033,7 @@ impl Accumulator {
                     f.bytes_acked += batch.bytes.len() as u64;
                     self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
                     self.outstanding.remove(&batch.id);
+                    written.push(batch.bytes);
                     f.resolved.push((
                         batch.slot,
                         BatchOutcome::Written {
@@ -1086,6 +1137,15 @@ impl Accumulator {
                         }
                     }
                 }
+            }
+        }
+        for bytes in written {
+            if self.spare.len() >= SPARE_BUFFERS {
+                break;
+            }
+            // Unique once the request's frame is gone (the builder kept no handle either).
+            if let Ok(buf) = bytes.try_into_mut() {
+                self.spare.push(buf);
             }
         }
         f

@@ -119,10 +119,10 @@ pub(crate) enum BatchOutcome {
 pub(crate) type Callback = Box<dyn FnOnce(Result<RecordMetadata, Error>) + Send + 'static>;
 
 /// A callback with the record's place in its batch.
-struct PendingCallback {
-    offset_delta: i32,
-    timestamp: i64,
-    callback: Callback,
+pub(crate) struct PendingCallback {
+    pub(crate) offset_delta: i32,
+    pub(crate) timestamp: i64,
+    pub(crate) callback: Callback,
 }
 
 #[derive(Default)]
@@ -164,13 +164,12 @@ impl BatchSlot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Registers a record's callback; called by [`complete`](Self::complete).
-    pub(crate) fn add_callback(&self, offset_delta: i32, timestamp: i64, callback: Callback) {
-        self.lock().callbacks.push(PendingCallback {
-            offset_delta,
-            timestamp,
-            callback,
-        });
+    /// Hands over the callbacks of the batch's records (in offset order), called by
+    /// [`complete`](Self::complete). Once per batch, when it stops being open.
+    pub(crate) fn attach_callbacks(&self, callbacks: Vec<PendingCallback>) {
+        if !callbacks.is_empty() {
+            self.lock().callbacks = callbacks;
+        }
     }
 
     /// Sets the outcome (the first one wins), wakes every waiting record and calls every

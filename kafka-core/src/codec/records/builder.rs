@@ -455,6 +455,25 @@ impl RecordBatchBuilder {
         Ok(batch)
     }
 
+    /// Offers an initialised buffer for the next batch: typically a sent batch's allocation,
+    /// got back with [`Bytes::try_into_mut`] once its request was answered, from a pool
+    /// shared by many builders. Taken (`None` returned) only between batches (after
+    /// [`seal`](Self::seal) or [`reset`](Self::reset), before the next append) and only when
+    /// this builder has no allocation of its own to reuse (its last batch still in flight);
+    /// otherwise handed back. Its bytes stay initialised, so the next batch neither allocates
+    /// nor zeroes what the buffer already covers.
+    pub fn offer_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
+        let has_own =
+            self.buf.capacity() > 0 || self.sealed.as_ref().is_some_and(Bytes::is_unique);
+        if !self.fresh || has_own {
+            return Some(buf);
+        }
+        // The last batch is still held elsewhere: let its owner free (or recycle) it.
+        self.sealed = None;
+        self.buf = buf;
+        None
+    }
+
     /// Gives the buffer back (for a pool). Its contents are unspecified.
     pub fn into_buffer(mut self) -> BytesMut {
         if self.buf.capacity() == 0 {

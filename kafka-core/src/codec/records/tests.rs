@@ -392,6 +392,39 @@ fn builder_reuses_its_allocation_once_batches_are_dropped() {
 }
 
 #[test]
+fn builder_takes_an_offered_buffer_only_when_its_own_is_in_flight() {
+    let mut c = Compressor::new();
+    let mut b =
+        RecordBatchBuilder::with_buffer(BatchOptions::default(), BytesMut::with_capacity(4096));
+    b.append(1, None, Some(&[1; 100]), &[]).unwrap();
+    // Mid-batch: refused.
+    let spare = BytesMut::from(&[7u8; 3000][..]);
+    let spare = b.offer_buffer(spare).expect("refused while a batch is open");
+    let in_flight = b.seal(&mut c).unwrap();
+    // The last batch is still held (in flight): the offered buffer is taken, and the next
+    // batch is written into it, its old bytes overwritten.
+    let spare_ptr = spare.as_ptr() as usize;
+    assert!(b.offer_buffer(spare).is_none(), "taken");
+    b.append(2, None, Some(&[2; 100]), &[]).unwrap();
+    let next = b.seal(&mut c).unwrap();
+    assert_eq!(next.as_ptr() as usize, spare_ptr);
+    assert_eq!(next[next.len() - 2], 2);
+    let decoded: Vec<_> = BatchDecoder::default()
+        .batches(next.clone())
+        .next()
+        .unwrap()
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap().value_bytes().unwrap())
+        .collect();
+    assert_eq!(decoded, vec![bytes::Bytes::from(vec![2u8; 100])]);
+    // With its own allocation free again (both batches dropped), an offer is handed back.
+    drop((in_flight, next, decoded));
+    let other = BytesMut::from(&[9u8; 64][..]);
+    assert!(b.offer_buffer(other).is_some(), "own allocation reusable");
+}
+
+#[test]
 fn decoder_recycles_its_decompression_buffer() {
     let mut c = Compressor::new();
     let recs: Vec<_> = (0..100)
