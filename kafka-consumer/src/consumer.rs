@@ -106,6 +106,9 @@ pub struct PartitionReport {
     pub last_fetch: Option<Instant>,
     /// The replica it is fetched from when not the leader (KIP-392).
     pub preferred_replica: Option<i32>,
+    /// The broker whose fetch response last carried records for it: the leader, or the
+    /// preferred read replica of `client.rack` (KIP-392). `None` before any records.
+    pub fetched_from: Option<i32>,
 }
 
 /// What one fetch task brings back.
@@ -503,6 +506,7 @@ impl Consumer {
                     buffered_bytes: p.buffered,
                     last_fetch: p.last_fetch,
                     preferred_replica: p.preferred_replica.map(|(n, _)| n),
+                    fetched_from: p.fetched_from,
                 }
             })
             .collect()
@@ -1498,6 +1502,7 @@ impl Consumer {
                 held += data.len();
                 let had = p.has_data();
                 p.push(data, next, epoch, &aborted);
+                p.fetched_from = Some(done.node);
                 if !had {
                     self.drain_order.push_back(tp);
                 }

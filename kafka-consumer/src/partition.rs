@@ -52,6 +52,8 @@ pub(crate) struct PartState {
     pub log_start_offset: i64,
     /// KIP-392: read from this replica until `until`.
     pub preferred_replica: Option<(i32, Instant)>,
+    /// The broker whose fetch response last carried records for it.
+    pub fetched_from: Option<i32>,
     /// Not fetched again before this (after a partition error).
     pub backoff_until: Option<Instant>,
     /// Aborted transactions (first offset, producer id) not yet reached.
@@ -125,6 +127,7 @@ impl PartState {
             last_stable_offset: -1,
             log_start_offset: -1,
             preferred_replica: None,
+            fetched_from: None,
             backoff_until: None,
             aborted: BinaryHeap::new(),
             aborted_pids: HashSet::new(),
