@@ -1,11 +1,18 @@
 //! `kafka_consumer::Consumer` on a three-node cluster: the leader of the partitions being
 //! read is killed (SIGKILL) while records flow; consumption resumes on the new leader and
 //! nothing acknowledged is skipped, in order per partition.
+//!
+//! Every test stops brokers, so they run one at a time, and each leaves every broker up.
+//!
+//! `KAFKA_KIT_PORT_OFFSET=1000 cargo test -p tests --test consumer_cluster`
+
+mod admin_support;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use admin_support::now_ms;
 use kafka_consumer::{Consumer, ConsumerConfig, OffsetReset, TopicPartition};
 use kafka_core::client::{Client, ClientConfig, ConnectionClass, Target};
 use kafka_core::codec::compression::Compressor;
@@ -20,6 +27,28 @@ use tests::{cluster, unique_topic, Cluster, ClusterSpec};
 
 fn kafka() -> &'static Cluster {
     cluster(ClusterSpec::three_nodes())
+}
+
+/// The tests stop brokers: one at a time.
+static BROKERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// When a test fails half way, starts the brokers it stopped, so that the next test finds
+/// the cluster whole. (A test that passes restores it itself, and waits for the ISR.)
+struct StartBrokersIfFailed;
+
+impl Drop for StartBrokersIfFailed {
+    fn drop(&mut self) {
+        if std::thread::panicking() && kafka().is_managed() {
+            for broker in kafka().brokers() {
+                // Not `Cluster::start_broker`: a second panic here would abort the run.
+                let _ = std::process::Command::new("bash")
+                    .arg(tests::kafka_script())
+                    .args(["node", &broker.id.to_string(), "start"])
+                    .current_dir(tests::repo_root())
+                    .output();
+            }
+        }
+    }
 }
 
 fn client_config(bootstrap: &str) -> ClientConfig {
@@ -37,8 +66,11 @@ fn client_config(bootstrap: &str) -> ClientConfig {
 /// One produce attempt of `keys` to `partition`; true when acknowledged (acks=all).
 async fn produce_once(client: &Client, topic: &str, partition: i32, keys: &[String]) -> bool {
     let mut b = RecordBatchBuilder::new(BatchOptions::default());
+    // Timestamp now: time retention (7 days) would delete records of 1970 at its next
+    // check (`log.retention.check.interval.ms`, 10 s in the kit), under the consumer's feet.
+    let now = now_ms();
     for k in keys {
-        b.append(0, Some(k.as_bytes()), Some(b"v"), &[]).unwrap();
+        b.append(now, Some(k.as_bytes()), Some(b"v"), &[]).unwrap();
     }
     let batch = b.seal(&mut Compressor::new()).unwrap();
     let req = ProduceRequest::default()
@@ -79,6 +111,8 @@ type Consumed = HashMap<i32, Vec<(i64, String)>>;
 
 #[test]
 fn leader_killed_while_consuming_nothing_acknowledged_is_skipped() {
+    let _alone = BROKERS.blocking_lock();
+    let _restore = StartBrokersIfFailed;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -1,4 +1,5 @@
-//! Helpers shared by the admin test binaries (`admin.rs`, `admin_cluster.rs`).
+//! Helpers shared by the test binaries that drive the cluster with `kafka-admin` (`admin.rs`,
+//! `admin_cluster.rs`, `consumer_cluster.rs`).
 #![allow(dead_code)]
 
 use std::time::Duration;
