@@ -1244,6 +1244,7 @@ impl Consumer {
         let per_partition_cap = self.config.max_partition_fetch_bytes as usize;
         let mut by_node: BTreeMap<i32, Vec<(TopicPartition, PartitionFetch, u64)>> =
             BTreeMap::new();
+        let mut unknown_replica = false;
         for p in self.parts.values_mut() {
             if p.paused || p.need != NeedPosition::No || p.position < 0 || p.in_flight {
                 continue;
@@ -1263,10 +1264,15 @@ impl Consumer {
             }
             let node = match p.preferred_replica {
                 Some((n, until)) if until > now && meta.broker(n).is_some() => n,
-                _ => {
+                Some((_, until)) => {
+                    // Expired, or a replica our metadata does not list (any more): the
+                    // leader, and a metadata refresh in case the replica is back (Java's
+                    // `selectReadReplica`).
+                    unknown_replica |= until > now;
                     p.preferred_replica = None;
                     leader.leader
                 }
+                None => leader.leader,
             };
             if self.inflight_nodes.contains(&node)
                 || self.node_backoff.get(&node).is_some_and(|t| *t > now)
@@ -1283,6 +1289,9 @@ impl Consumer {
                 },
                 p.generation,
             ));
+        }
+        if unknown_replica {
+            self.mark_metadata_stale();
         }
         for (node, wanted) in by_node {
             let available = self.budget.available();
@@ -1336,6 +1345,7 @@ impl Consumer {
 
     fn handle_fetch(&mut self, done: FetchDone) {
         let now = Instant::now();
+        let meta = self.client.metadata();
         self.inflight_nodes.remove(&done.node);
         for tp in &done.plan.covers {
             if let Some(p) = self.parts.get_mut(tp) {
@@ -1474,11 +1484,18 @@ impl Consumer {
                     self.budget.release(released);
                     continue;
                 }
-                if pd.preferred_read_replica.0 >= 0 && pd.preferred_read_replica.0 != done.node {
-                    p.preferred_replica = Some((
-                        pd.preferred_read_replica.0,
-                        now + self.config.metadata_max_age,
-                    ));
+                let replica = pd.preferred_read_replica.0;
+                if replica >= 0 && replica != done.node {
+                    p.preferred_replica = Some((replica, now + self.config.metadata_max_age));
+                    if meta.broker(replica).is_none() {
+                        // A replica our metadata does not list, typically a broker that was
+                        // down when we last refreshed. Fetching at once would go back to the
+                        // leader (we have no address for the replica), which names it again
+                        // and sends no records: a busy loop until some refresh happens to
+                        // run. Refresh first, and hold the partition that long.
+                        p.backoff_until = Some(now + self.config.client.retry_backoff.initial);
+                        stale_metadata = true;
+                    }
                     continue;
                 }
                 let Some(data) = pd.records else {
