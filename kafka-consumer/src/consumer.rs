@@ -100,6 +100,9 @@ pub struct PartitionReport {
     pub lag: Option<i64>,
     /// Paused by the application.
     pub paused: bool,
+    /// Held after an error that needs the application (`NoOffset`, `LogTruncation` with
+    /// `auto.offset.reset=none`): neither fetched nor handed out until it seeks.
+    pub awaiting_seek: bool,
     /// Bytes buffered.
     pub buffered_bytes: usize,
     /// When a fetch last returned for it.
@@ -503,6 +506,7 @@ impl Consumer {
                     last_stable_offset: p.last_stable_offset,
                     lag: position.filter(|_| end >= 0).map(|pos| (end - pos).max(0)),
                     paused: p.paused,
+                    awaiting_seek: p.awaiting_seek,
                     buffered_bytes: p.buffered,
                     last_fetch: p.last_fetch,
                     preferred_replica: p.preferred_replica.map(|(n, _)| n),
@@ -785,7 +789,7 @@ impl Consumer {
             let Some(p) = self.parts.get_mut(&tp) else {
                 continue;
             };
-            if p.paused || p.need != NeedPosition::No {
+            if p.stopped() || p.need != NeedPosition::No {
                 if p.has_data() {
                     self.drain_order.push_back(tp);
                 }
@@ -872,7 +876,7 @@ impl Consumer {
             (self.config.fetch_max_wait * 4).max(self.config.client.connection.request_timeout * 2);
         let mut stalled = 0;
         for p in self.parts.values_mut() {
-            if p.paused || p.need != NeedPosition::No {
+            if p.stopped() || p.need != NeedPosition::No {
                 continue;
             }
             let since = p.last_fetch.or(p.assigned_at);
@@ -900,7 +904,7 @@ impl Consumer {
             (self.config.fetch_max_wait * 4).max(self.config.client.connection.request_timeout * 2);
         self.parts
             .values()
-            .filter(|p| !p.paused && p.need == NeedPosition::No)
+            .filter(|p| !p.stopped() && p.need == NeedPosition::No)
             .filter(|p| {
                 p.last_fetch
                     .or(p.assigned_at)
@@ -1160,7 +1164,7 @@ impl Consumer {
                     if let Some(p) = self.parts.get_mut(tp) {
                         p.need = NeedPosition::No;
                         p.position = -1;
-                        p.paused = true;
+                        p.awaiting_seek = true;
                     }
                 }
                 return Err(ConsumerError::NoOffset {
@@ -1246,7 +1250,7 @@ impl Consumer {
             BTreeMap::new();
         let mut unknown_replica = false;
         for p in self.parts.values_mut() {
-            if p.paused || p.need != NeedPosition::No || p.position < 0 || p.in_flight {
+            if p.stopped() || p.need != NeedPosition::No || p.position < 0 || p.in_flight {
                 continue;
             }
             if p.backoff_until.is_some_and(|t| t > now) {
@@ -1465,7 +1469,9 @@ impl Consumer {
                 if pd.diverging_epoch.epoch >= 0 && pd.diverging_epoch.end_offset >= 0 {
                     let end = pd.diverging_epoch.end_offset;
                     metrics::counter!("kafka_consumer_log_truncations_total").increment(1);
-                    if end < p.position && self.config.auto_offset_reset == OffsetReset::None {
+                    let consumed_lost =
+                        end < p.position && self.config.auto_offset_reset == OffsetReset::None;
+                    if consumed_lost {
                         self.errors.push_back(ConsumerError::LogTruncation {
                             topic: tp.topic.to_string(),
                             partition: tp.partition,
@@ -1473,7 +1479,6 @@ impl Consumer {
                             epoch: pd.diverging_epoch.epoch,
                             end_offset: end,
                         });
-                        p.paused = true;
                     }
                     tracing::warn!(
                         partition = %tp, position = p.position, epoch = pd.diverging_epoch.epoch,
@@ -1481,6 +1486,7 @@ impl Consumer {
                     );
                     let pos = end.min(p.position);
                     let released = p.seek(pos, pd.diverging_epoch.epoch);
+                    p.awaiting_seek = consumed_lost;
                     self.budget.release(released);
                     continue;
                 }

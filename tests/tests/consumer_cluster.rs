@@ -3,7 +3,8 @@
 //! while records flow; consumption resumes on the new leader and nothing acknowledged is
 //! skipped, in order per partition. Follower fetching (KIP-392): a consumer with
 //! `client.rack` reads from the replica of its rack, and from the leader while that replica
-//! is down.
+//! is down. Log truncation (KIP-320): an unclean election throws away records a consumer has
+//! read; it is told so (`auto.offset.reset=none`) or moved to the divergence point.
 //!
 //! Every test stops brokers, so they run one at a time, and each leaves every broker up.
 //!
@@ -16,8 +17,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use admin_support::{admin, eventually, now_ms, wait_for_leaders};
+use kafka_admin::cluster::ElectionType;
 use kafka_admin::{Admin, NewTopic};
-use kafka_consumer::{Consumer, ConsumerConfig, ConsumerRecord, OffsetReset, TopicPartition};
+use kafka_consumer::{
+    Consumer, ConsumerConfig, ConsumerError, ConsumerRecord, OffsetReset, TopicPartition,
+};
 use kafka_core::client::{Client, ClientConfig, ConnectionClass, Target};
 use kafka_core::codec::compression::Compressor;
 use kafka_core::codec::records::{BatchOptions, RecordBatchBuilder};
@@ -493,4 +497,118 @@ async fn client_rack_reads_from_the_follower_of_its_rack_and_from_the_leader_whi
         round += 1;
     }
     in_b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unclean_election_that_truncates_consumed_records_is_detected_kip_320() {
+    let _alone = BROKERS.lock().await;
+    let _restore = StartBrokersIfFailed;
+    let k = kafka();
+    let admin = admin(k).await;
+    let topic = unique_topic("cons-truncated");
+    // Replicas 2 (leader) and 3. min.insync.replicas 1: broker 2 alone acknowledges
+    // while broker 3 is down, and broker 3 leaving the ISR does not make it an eligible
+    // leader replica (KIP-966), so only an unclean election can pick it later.
+    create_topic(&admin, &topic, &[2, 3], &[("min.insync.replicas", "1")]).await;
+    let client = Client::connect(client_config(k.bootstrap())).await.unwrap();
+    let old = keys("old", 20);
+    produce_acked(&client, &topic, 0, &old).await;
+    kit(|| kafka().stop_broker(3)).await;
+    wait_for_partition(&admin, &topic, Some(2), &[2]).await;
+    // Offsets 20..30 exist on broker 2 only.
+    let lost = keys("lost", 10);
+    produce_acked(&client, &topic, 0, &lost).await;
+
+    // Three consumers read all 30 records from broker 2, one per auto.offset.reset.
+    let tp = TopicPartition::new(&topic, 0);
+    let mut consumers = Vec::new();
+    for reset in [
+        OffsetReset::None,
+        OffsetReset::Earliest,
+        OffsetReset::Latest,
+    ] {
+        let config = ConsumerConfig::builder(client_config(k.bootstrap()))
+            .auto_offset_reset(reset)
+            .fetch_max_wait(Duration::from_millis(200))
+            .build()
+            .unwrap();
+        let mut c = Consumer::connect(config).await.unwrap();
+        c.assign([tp.clone()]).unwrap();
+        c.seek(&tp, 0).unwrap();
+        let got = read(&mut c, 30, |_| {}).await;
+        let mut want = at(0, &old);
+        want.extend(at(20, &lost));
+        assert_eq!(offsets_and_keys(&got), want, "{reset:?}");
+        assert!(got[19].leader_epoch >= 0, "{:?}", got[19]);
+        consumers.push((reset, c, got[19].leader_epoch));
+    }
+
+    // Broker 2 goes; broker 3, which never had offsets 20..30, is elected uncleanly and
+    // takes 25 new records at 20..45. Offset 30 exists again: a consumer that trusted
+    // its position would go on at 30 and never see new-0..new-9.
+    kit(|| kafka().stop_broker(2)).await;
+    kit(|| kafka().start_broker(3)).await;
+    eventually("the partition offline", || async {
+        let (leader, _) = partition_state(&admin, &topic).await?;
+        leader.is_none().then_some(())
+    })
+    .await;
+    admin
+        .elect_leaders(
+            ElectionType::Unclean,
+            Some(&[kafka_admin::TopicPartition::new(&topic, 0)]),
+        )
+        .await
+        .unwrap()
+        .into_result()
+        .expect("the unclean election succeeds");
+    wait_for_partition(&admin, &topic, Some(3), &[3]).await;
+    let new = keys("new", 25);
+    produce_acked(&client, &topic, 0, &new).await;
+
+    for (reset, mut c, old_epoch) in consumers {
+        if reset == OffsetReset::None {
+            // The typed error, and no record of the new log before it.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let e = loop {
+                assert!(Instant::now() < deadline, "no LogTruncation within 30 s");
+                match c.poll(Duration::from_millis(500)).await {
+                    Ok(records) => assert!(records.is_empty(), "{records:?}"),
+                    Err(e) => break e,
+                }
+            };
+            match e {
+                ConsumerError::LogTruncation {
+                    topic: t,
+                    partition,
+                    position,
+                    epoch,
+                    end_offset,
+                } => {
+                    assert_eq!((t.as_str(), partition), (topic.as_str(), 0));
+                    assert_eq!(position, 30, "consumed up to 30");
+                    assert_eq!(end_offset, 20, "broker 3's log of epoch {epoch} ends at 20");
+                    assert_eq!(epoch, old_epoch, "the epoch of the records both had");
+                }
+                e => panic!("expected LogTruncation, got {e}"),
+            }
+            // Reported once; the partition waits at the divergence point for the
+            // application, which decides where to go on (here: from there).
+            assert_eq!(c.position(&tp).unwrap(), Some(20));
+            assert!(c.describe()[0].awaiting_seek);
+            assert!(c.poll(Duration::from_millis(500)).await.unwrap().is_empty());
+            c.seek(&tp, 20).unwrap();
+            assert!(!c.describe()[0].awaiting_seek);
+        }
+        // Earliest and latest alike move to the divergence point, as Java's consumer
+        // does (not to the log's start or end).
+        let got = read(&mut c, 25, |_| {}).await;
+        assert_eq!(offsets_and_keys(&got), at(20, &new), "{reset:?}");
+        assert!(got.iter().all(|r| r.leader_epoch > old_epoch), "{reset:?}");
+        c.close().await.unwrap();
+    }
+
+    // Broker 2 back: it truncates its log to broker 3's and follows.
+    kit(|| kafka().start_broker(2)).await;
+    wait_for_partition(&admin, &topic, Some(3), &[2, 3]).await;
 }
