@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use admin_support::{admin, eventually, now_ms, wait_for_leaders};
+use admin_support::{admin, eventually, leader_and_isr, now_ms, wait_for_leaders};
 use kafka_admin::cluster::ElectionType;
 use kafka_admin::{Admin, NewTopic};
 use kafka_consumer::{
@@ -37,14 +37,32 @@ fn kafka() -> &'static Cluster {
     cluster(ClusterSpec::three_nodes())
 }
 
-/// The tests stop brokers: one at a time.
+/// The tests stop brokers: they take turns ([`BrokersTurn`]).
 static BROKERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// When a test fails half way, starts the brokers it stopped, so that the next test finds
-/// the cluster whole. (A test that passes restores it itself, and waits for the ISR.)
-struct StartBrokersIfFailed;
+/// A test's turn with the brokers. When the test fails half way, the turn starts the brokers
+/// it stopped as it ends, so that the next test finds the cluster whole. (A test that passes
+/// restores it itself, and waits for the ISR.)
+struct BrokersTurn {
+    _lock: tokio::sync::MutexGuard<'static, ()>,
+}
 
-impl Drop for StartBrokersIfFailed {
+impl BrokersTurn {
+    async fn take() -> Self {
+        BrokersTurn {
+            _lock: BROKERS.lock().await,
+        }
+    }
+
+    /// For a test outside any runtime.
+    fn take_blocking() -> Self {
+        BrokersTurn {
+            _lock: BROKERS.blocking_lock(),
+        }
+    }
+}
+
+impl Drop for BrokersTurn {
     fn drop(&mut self) {
         if std::thread::panicking() && kafka().is_managed() {
             for broker in kafka().brokers() {
@@ -119,8 +137,7 @@ type Consumed = HashMap<i32, Vec<(i64, String)>>;
 
 #[test]
 fn leader_killed_while_consuming_nothing_acknowledged_is_skipped() {
-    let _alone = BROKERS.blocking_lock();
-    let _restore = StartBrokersIfFailed;
+    let _turn = BrokersTurn::take_blocking();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -341,18 +358,6 @@ fn served_by(c: &Consumer) -> (Option<i32>, Option<i32>) {
     (report[0].fetched_from, report[0].preferred_replica)
 }
 
-/// (leader, ISR) of partition 0 of `topic`, as a broker's metadata has it.
-async fn partition_state(admin: &Admin, topic: &str) -> Option<(Option<i32>, Vec<i32>)> {
-    let d = admin
-        .describe_topics(&[topic])
-        .await
-        .ok()?
-        .into_result()
-        .ok()?;
-    let p = d.values().next()?.partitions.first()?.clone();
-    Some((p.leader, p.isr))
-}
-
 /// Waits (20 s at most) until partition 0 of `topic` is led by `leader` with exactly `isr`
 /// in sync (in any order).
 async fn wait_for_partition(admin: &Admin, topic: &str, leader: Option<i32>, isr: &[i32]) {
@@ -360,7 +365,7 @@ async fn wait_for_partition(admin: &Admin, topic: &str, leader: Option<i32>, isr
     want.sort_unstable();
     let what = format!("{topic}-0 led by {leader:?} with ISR {want:?}");
     eventually(&what, || async {
-        let (l, mut i) = partition_state(admin, topic).await?;
+        let (l, mut i) = leader_and_isr(admin, topic, 0).await?;
         i.sort_unstable();
         (l == leader && i == want).then_some(())
     })
@@ -390,8 +395,7 @@ async fn kit(f: impl FnOnce() + Send + 'static) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_rack_reads_from_the_follower_of_its_rack_and_from_the_leader_while_it_is_down() {
-    let _alone = BROKERS.lock().await;
-    let _restore = StartBrokersIfFailed;
+    let _turn = BrokersTurn::take().await;
     let k = kafka();
     let admin = admin(k).await;
     let topic = unique_topic("cons-rack");
@@ -501,8 +505,7 @@ async fn client_rack_reads_from_the_follower_of_its_rack_and_from_the_leader_whi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unclean_election_that_truncates_consumed_records_is_detected_kip_320() {
-    let _alone = BROKERS.lock().await;
-    let _restore = StartBrokersIfFailed;
+    let _turn = BrokersTurn::take().await;
     let k = kafka();
     let admin = admin(k).await;
     let topic = unique_topic("cons-truncated");
@@ -549,7 +552,7 @@ async fn an_unclean_election_that_truncates_consumed_records_is_detected_kip_320
     kit(|| kafka().stop_broker(2)).await;
     kit(|| kafka().start_broker(3)).await;
     eventually("the partition offline", || async {
-        let (leader, _) = partition_state(&admin, &topic).await?;
+        let (leader, _) = leader_and_isr(&admin, &topic, 0).await?;
         leader.is_none().then_some(())
     })
     .await;

@@ -64,6 +64,28 @@ pub async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
     panic!("no leaders for {topic}");
 }
 
+/// (leader, ISR) of `topic`-`partition` as the metadata of the broker asked has it; `None`
+/// while it cannot tell.
+pub async fn leader_and_isr(
+    admin: &Admin,
+    topic: &str,
+    partition: i32,
+) -> Option<(Option<i32>, Vec<i32>)> {
+    let d = admin
+        .describe_topics(&[topic])
+        .await
+        .ok()?
+        .into_result()
+        .ok()?;
+    let p = d
+        .values()
+        .next()?
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition)?;
+    Some((p.leader, p.isr.clone()))
+}
+
 /// Produces `n` records with timestamps `base_ts + i` to `topic`-`partition` (acks=all),
 /// retrying retriable codes as a producer would.
 pub async fn produce(client: &Client, topic: &str, partition: i32, n: usize, base_ts: i64) {
