@@ -15,7 +15,9 @@ pub enum OffsetReset {
     Earliest,
     /// Start at the end of the log (only records written later are read).
     Latest,
-    /// Fail with [`ConsumerError::NoOffset`].
+    /// Fail with [`ConsumerError::NoOffset`], and with [`ConsumerError::LogTruncation`] when
+    /// records already consumed were truncated away (KIP-320); the partition then waits
+    /// for the application to seek.
     None,
 }
 

@@ -100,12 +100,18 @@ pub struct PartitionReport {
     pub lag: Option<i64>,
     /// Paused by the application.
     pub paused: bool,
+    /// Held after an error that needs the application (`NoOffset`, `LogTruncation` with
+    /// `auto.offset.reset=none`): neither fetched nor handed out until it seeks.
+    pub awaiting_seek: bool,
     /// Bytes buffered.
     pub buffered_bytes: usize,
     /// When a fetch last returned for it.
     pub last_fetch: Option<Instant>,
     /// The replica it is fetched from when not the leader (KIP-392).
     pub preferred_replica: Option<i32>,
+    /// The broker whose fetch response last carried records for it: the leader, or the
+    /// preferred read replica of `client.rack` (KIP-392). `None` before any records.
+    pub fetched_from: Option<i32>,
 }
 
 /// What one fetch task brings back.
@@ -500,9 +506,11 @@ impl Consumer {
                     last_stable_offset: p.last_stable_offset,
                     lag: position.filter(|_| end >= 0).map(|pos| (end - pos).max(0)),
                     paused: p.paused,
+                    awaiting_seek: p.awaiting_seek,
                     buffered_bytes: p.buffered,
                     last_fetch: p.last_fetch,
                     preferred_replica: p.preferred_replica.map(|(n, _)| n),
+                    fetched_from: p.fetched_from,
                 }
             })
             .collect()
@@ -781,7 +789,7 @@ impl Consumer {
             let Some(p) = self.parts.get_mut(&tp) else {
                 continue;
             };
-            if p.paused || p.need != NeedPosition::No {
+            if p.stopped() || p.need != NeedPosition::No {
                 if p.has_data() {
                     self.drain_order.push_back(tp);
                 }
@@ -868,7 +876,7 @@ impl Consumer {
             (self.config.fetch_max_wait * 4).max(self.config.client.connection.request_timeout * 2);
         let mut stalled = 0;
         for p in self.parts.values_mut() {
-            if p.paused || p.need != NeedPosition::No {
+            if p.stopped() || p.need != NeedPosition::No {
                 continue;
             }
             let since = p.last_fetch.or(p.assigned_at);
@@ -896,7 +904,7 @@ impl Consumer {
             (self.config.fetch_max_wait * 4).max(self.config.client.connection.request_timeout * 2);
         self.parts
             .values()
-            .filter(|p| !p.paused && p.need == NeedPosition::No)
+            .filter(|p| !p.stopped() && p.need == NeedPosition::No)
             .filter(|p| {
                 p.last_fetch
                     .or(p.assigned_at)
@@ -1156,7 +1164,7 @@ impl Consumer {
                     if let Some(p) = self.parts.get_mut(tp) {
                         p.need = NeedPosition::No;
                         p.position = -1;
-                        p.paused = true;
+                        p.awaiting_seek = true;
                     }
                 }
                 return Err(ConsumerError::NoOffset {
@@ -1240,8 +1248,9 @@ impl Consumer {
         let per_partition_cap = self.config.max_partition_fetch_bytes as usize;
         let mut by_node: BTreeMap<i32, Vec<(TopicPartition, PartitionFetch, u64)>> =
             BTreeMap::new();
+        let mut unknown_replica = false;
         for p in self.parts.values_mut() {
-            if p.paused || p.need != NeedPosition::No || p.position < 0 || p.in_flight {
+            if p.stopped() || p.need != NeedPosition::No || p.position < 0 || p.in_flight {
                 continue;
             }
             if p.backoff_until.is_some_and(|t| t > now) {
@@ -1259,10 +1268,15 @@ impl Consumer {
             }
             let node = match p.preferred_replica {
                 Some((n, until)) if until > now && meta.broker(n).is_some() => n,
-                _ => {
+                Some((_, until)) => {
+                    // Expired, or a replica our metadata does not list (any more): the
+                    // leader, and a metadata refresh in case the replica is back (Java's
+                    // `selectReadReplica`).
+                    unknown_replica |= until > now;
                     p.preferred_replica = None;
                     leader.leader
                 }
+                None => leader.leader,
             };
             if self.inflight_nodes.contains(&node)
                 || self.node_backoff.get(&node).is_some_and(|t| *t > now)
@@ -1279,6 +1293,9 @@ impl Consumer {
                 },
                 p.generation,
             ));
+        }
+        if unknown_replica {
+            self.mark_metadata_stale();
         }
         for (node, wanted) in by_node {
             let available = self.budget.available();
@@ -1332,6 +1349,7 @@ impl Consumer {
 
     fn handle_fetch(&mut self, done: FetchDone) {
         let now = Instant::now();
+        let meta = self.client.metadata();
         self.inflight_nodes.remove(&done.node);
         for tp in &done.plan.covers {
             if let Some(p) = self.parts.get_mut(tp) {
@@ -1451,7 +1469,9 @@ impl Consumer {
                 if pd.diverging_epoch.epoch >= 0 && pd.diverging_epoch.end_offset >= 0 {
                     let end = pd.diverging_epoch.end_offset;
                     metrics::counter!("kafka_consumer_log_truncations_total").increment(1);
-                    if end < p.position && self.config.auto_offset_reset == OffsetReset::None {
+                    let consumed_lost =
+                        end < p.position && self.config.auto_offset_reset == OffsetReset::None;
+                    if consumed_lost {
                         self.errors.push_back(ConsumerError::LogTruncation {
                             topic: tp.topic.to_string(),
                             partition: tp.partition,
@@ -1459,7 +1479,6 @@ impl Consumer {
                             epoch: pd.diverging_epoch.epoch,
                             end_offset: end,
                         });
-                        p.paused = true;
                     }
                     tracing::warn!(
                         partition = %tp, position = p.position, epoch = pd.diverging_epoch.epoch,
@@ -1467,14 +1486,22 @@ impl Consumer {
                     );
                     let pos = end.min(p.position);
                     let released = p.seek(pos, pd.diverging_epoch.epoch);
+                    p.awaiting_seek = consumed_lost;
                     self.budget.release(released);
                     continue;
                 }
-                if pd.preferred_read_replica.0 >= 0 && pd.preferred_read_replica.0 != done.node {
-                    p.preferred_replica = Some((
-                        pd.preferred_read_replica.0,
-                        now + self.config.metadata_max_age,
-                    ));
+                let replica = pd.preferred_read_replica.0;
+                if replica >= 0 && replica != done.node {
+                    p.preferred_replica = Some((replica, now + self.config.metadata_max_age));
+                    if meta.broker(replica).is_none() {
+                        // A replica our metadata does not list, typically a broker that was
+                        // down when we last refreshed. Fetching at once would go back to the
+                        // leader (we have no address for the replica), which names it again
+                        // and sends no records: a busy loop until some refresh happens to
+                        // run. Refresh first, and hold the partition that long.
+                        p.backoff_until = Some(now + self.config.client.retry_backoff.initial);
+                        stale_metadata = true;
+                    }
                     continue;
                 }
                 let Some(data) = pd.records else {
@@ -1498,6 +1525,7 @@ impl Consumer {
                 held += data.len();
                 let had = p.has_data();
                 p.push(data, next, epoch, &aborted);
+                p.fetched_from = Some(done.node);
                 if !had {
                     self.drain_order.push_back(tp);
                 }

@@ -28,7 +28,8 @@ pub enum ConsumerError {
         source: CodecError,
     },
     /// The position is out of the log's range and `auto.offset.reset` is `none`
-    /// (or the partition has no committed offset and the policy is `none`).
+    /// (or the partition has no committed offset and the policy is `none`). The partition
+    /// is neither fetched nor handed out until the application seeks.
     #[error(
         "{topic}-{partition}: no valid position (offset {offset:?}) and auto.offset.reset=none"
     )]
@@ -41,7 +42,12 @@ pub enum ConsumerError {
         offset: Option<i64>,
     },
     /// The log was truncated below records already consumed (KIP-320: an unclean leader
-    /// election) and `auto.offset.reset` is `none`.
+    /// election) and `auto.offset.reset` is `none`. The records from `end_offset` to
+    /// `position` that the application has seen are gone, and other records may stand at
+    /// those offsets now. The partition's position is `end_offset` (the first offset that
+    /// may differ), and it is neither fetched nor handed out until the application seeks.
+    /// (With `earliest` or `latest` the consumer moves to `end_offset` without this error,
+    /// as Java's does.)
     #[error("{topic}-{partition}: log truncated: consumed up to {position}, the leader's log for epoch {epoch} ends at {end_offset}")]
     LogTruncation {
         /// Topic.

@@ -41,7 +41,11 @@ pub(crate) struct PartState {
     /// Epoch of the last fetched batch (KIP-320), -1 none.
     pub last_fetched_epoch: i32,
     pub need: NeedPosition,
+    /// Paused by the application.
     pub paused: bool,
+    /// Neither fetched nor handed out until the application seeks: an error it must act on
+    /// was reported (no offset and `auto.offset.reset=none`, a log truncation).
+    pub awaiting_seek: bool,
     /// Bumped by every seek/reset: responses planned before are stale.
     pub generation: u64,
     pub in_flight: bool,
@@ -52,6 +56,8 @@ pub(crate) struct PartState {
     pub log_start_offset: i64,
     /// KIP-392: read from this replica until `until`.
     pub preferred_replica: Option<(i32, Instant)>,
+    /// The broker whose fetch response last carried records for it.
+    pub fetched_from: Option<i32>,
     /// Not fetched again before this (after a partition error).
     pub backoff_until: Option<Instant>,
     /// Aborted transactions (first offset, producer id) not yet reached.
@@ -117,6 +123,7 @@ impl PartState {
             last_fetched_epoch: -1,
             need: NeedPosition::Committed,
             paused: false,
+            awaiting_seek: false,
             generation: 0,
             in_flight: false,
             chunks: VecDeque::new(),
@@ -125,6 +132,7 @@ impl PartState {
             last_stable_offset: -1,
             log_start_offset: -1,
             preferred_replica: None,
+            fetched_from: None,
             backoff_until: None,
             aborted: BinaryHeap::new(),
             aborted_pids: HashSet::new(),
@@ -139,6 +147,7 @@ impl PartState {
     /// Moves to `offset`, dropping buffered data; returns the bytes released.
     pub fn seek(&mut self, offset: i64, epoch: i32) -> usize {
         let released = self.clear();
+        self.awaiting_seek = false;
         self.position = offset;
         self.position_epoch = epoch;
         self.fetch_offset = offset;
@@ -160,6 +169,11 @@ impl PartState {
         self.aborted.clear();
         self.aborted_pids.clear();
         std::mem::take(&mut self.buffered)
+    }
+
+    /// Paused by the application, or held until it seeks.
+    pub fn stopped(&self) -> bool {
+        self.paused || self.awaiting_seek
     }
 
     pub fn has_data(&self) -> bool {
@@ -377,6 +391,20 @@ mod tests {
             &[],
         );
         assert_eq!(drain(&mut p, IsolationLevel::ReadUncommitted), vec![4, 5]);
+    }
+
+    #[test]
+    fn a_partition_held_for_the_application_is_released_by_a_seek_not_by_resume() {
+        let mut p = PartState::new(TopicPartition::new("t", 0));
+        p.seek(20, 3);
+        p.awaiting_seek = true;
+        assert!(p.stopped());
+        p.paused = false;
+        assert!(p.stopped(), "resume does not release it");
+        p.seek(20, -1);
+        assert!(!p.stopped());
+        p.paused = true;
+        assert!(p.stopped(), "a seek does not resume a paused partition");
     }
 
     #[test]

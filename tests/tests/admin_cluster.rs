@@ -10,7 +10,9 @@ mod admin_support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use admin_support::{admin, eventually, now_ms, produce, produce_sized, wait_for_leaders};
+use admin_support::{
+    admin, eventually, leader_and_isr, now_ms, produce, produce_sized, wait_for_leaders,
+};
 use kafka_admin::cluster::{ElectionType, TopicPartitionReplica};
 use kafka_admin::reassign::{plan_remove_brokers, plan_replication_factor};
 use kafka_admin::{ConfigResource, NewTopic, TopicPartition};
@@ -516,26 +518,16 @@ async fn unclean_election_brings_an_offline_partition_back_on_an_out_of_sync_rep
         .into_result()
         .unwrap();
     wait_for_leaders(admin.client(), &topic, 1).await;
-    let leader_and_isr = || async {
-        let d = admin
-            .describe_topics(&[&topic])
-            .await
-            .ok()?
-            .into_result()
-            .ok()?;
-        let p = d.values().next()?.partitions.first()?.clone();
-        Some((p.leader, p.isr))
-    };
     kafka.stop_broker(3);
     eventually("broker 3 out of the ISR", || async {
-        let (_, isr) = leader_and_isr().await?;
+        let (_, isr) = leader_and_isr(&admin, &topic, 0).await?;
         (isr == vec![2]).then_some(())
     })
     .await;
     kafka.stop_broker(2);
     kafka.start_broker(3);
     eventually("the partition offline with broker 3 back", || async {
-        let (leader, _) = leader_and_isr().await?;
+        let (leader, _) = leader_and_isr(&admin, &topic, 0).await?;
         leader.is_none().then_some(())
     })
     .await;
@@ -557,7 +549,7 @@ async fn unclean_election_brings_an_offline_partition_back_on_an_out_of_sync_rep
         .into_result()
         .expect("the unclean election succeeds");
     let (leader, _) = eventually("broker 3 leads", || async {
-        let (leader, isr) = leader_and_isr().await?;
+        let (leader, isr) = leader_and_isr(&admin, &topic, 0).await?;
         (leader == Some(3)).then_some((leader, isr))
     })
     .await;

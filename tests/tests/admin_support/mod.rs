@@ -1,4 +1,5 @@
-//! Helpers shared by the admin test binaries (`admin.rs`, `admin_cluster.rs`).
+//! Helpers shared by the test binaries that drive the cluster with `kafka-admin` (`admin.rs`,
+//! `admin_cluster.rs`, `consumer_cluster.rs`).
 #![allow(dead_code)]
 
 use std::time::Duration;
@@ -61,6 +62,28 @@ pub async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("no leaders for {topic}");
+}
+
+/// (leader, ISR) of `topic`-`partition` as the metadata of the broker asked has it; `None`
+/// while it cannot tell.
+pub async fn leader_and_isr(
+    admin: &Admin,
+    topic: &str,
+    partition: i32,
+) -> Option<(Option<i32>, Vec<i32>)> {
+    let d = admin
+        .describe_topics(&[topic])
+        .await
+        .ok()?
+        .into_result()
+        .ok()?;
+    let p = d
+        .values()
+        .next()?
+        .partitions
+        .iter()
+        .find(|p| p.partition == partition)?;
+    Some((p.leader, p.isr.clone()))
 }
 
 /// Produces `n` records with timestamps `base_ts + i` to `topic`-`partition` (acks=all),
