@@ -84,6 +84,35 @@ pub(crate) enum Delivery {
     Callback(Callback),
 }
 
+/// Why [`Accumulator::append`] did not take a record.
+pub(crate) enum AppendError {
+    /// The topic's partitions are not known yet: wait for metadata and try again.
+    UnknownTopic(Delivery),
+    /// The record cannot be sent.
+    Failed(Error),
+}
+
+impl std::fmt::Debug for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppendError::UnknownTopic(_) => f.write_str("UnknownTopic"),
+            AppendError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl From<Error> for AppendError {
+    fn from(e: Error) -> Self {
+        AppendError::Failed(e)
+    }
+}
+
+impl From<kafka_core::CodecError> for AppendError {
+    fn from(e: kafka_core::CodecError) -> Self {
+        AppendError::Failed(e.into())
+    }
+}
+
 /// What [`Accumulator::append`] did with a record.
 #[derive(Debug)]
 pub(crate) struct Appended {
@@ -405,14 +434,16 @@ impl Accumulator {
     }
 
     /// Known partition count of a topic (0 if unknown).
+    #[cfg(test)]
     pub(crate) fn partition_count(&self, topic: &str) -> usize {
         self.topics.get(topic).map_or(0, |t| t.partitions.len())
     }
 
-    /// Appends a record to its partition's open batch; `partition` `None` takes the uniform
-    /// sticky choice (KIP-794; `available` lists the partitions with a leader, asked only
-    /// when a new partition is drawn). The topic must exist
-    /// ([`ensure_topic`](Self::ensure_topic)); a closing producer takes nothing. Returns how
+    /// Appends a record to its partition's open batch. `pick` gets the topic's partition
+    /// count and says the partition, or `None` for the uniform sticky choice (KIP-794;
+    /// `available` lists the partitions with a leader, asked only when a new partition is
+    /// drawn). A topic not known yet ([`ensure_topic`](Self::ensure_topic)) hands the
+    /// delivery back; a closing producer takes nothing. Returns how
     /// the record's outcome will be delivered (its future, unless a callback was given), its
     /// partition, and whether the sender should look at the queues now (a new batch
     /// started, or one filled up). One lookup of the topic, and `now` is read only when a
@@ -421,16 +452,16 @@ impl Accumulator {
     pub(crate) fn append(
         &mut self,
         topic: &str,
-        partition: Option<i32>,
+        pick: impl FnOnce(usize) -> Result<Option<i32>, Error>,
         available: impl FnOnce() -> Vec<i32>,
         adaptive: bool,
         record: RecordParts<'_>,
         reserved: usize,
         now: impl FnOnce() -> Instant,
         delivery: Delivery,
-    ) -> Result<Appended, Error> {
+    ) -> Result<Appended, AppendError> {
         if self.closing {
-            return Err(Error::Closed);
+            return Err(AppendError::Failed(Error::Closed));
         }
         let RecordParts {
             timestamp,
@@ -452,8 +483,10 @@ impl Accumulator {
         };
         let cfg = &self.cfg;
         let producer = self.producer;
-        let t = self.topics.get_mut(topic).ok_or(Error::Closed)?;
-        let partition = match partition {
+        let Some(t) = self.topics.get_mut(topic) else {
+            return Err(AppendError::UnknownTopic(delivery));
+        };
+        let partition = match pick(t.partitions.len())? {
             Some(p) => p,
             None => {
                 let parts = &t.partitions;

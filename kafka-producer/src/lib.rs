@@ -53,7 +53,7 @@ pub use record::{DeliveryFuture, ProducerRecord, RecordHeader, RecordMetadata};
 pub use stats::ProducerStats;
 pub use transaction::ConsumerGroupMetadata;
 
-use accumulator::{Accumulator, AccumulatorConfig, Delivery, Followups, RecordParts};
+use accumulator::{Accumulator, AccumulatorConfig, AppendError, Delivery, Followups, RecordParts};
 use stats::Stats;
 use transaction::TxnState;
 
@@ -367,18 +367,23 @@ impl Producer {
     ) -> Result<Option<DeliveryFuture>> {
         let size = self.admit(&record)?;
         let inner = &self.inner;
-        if let Ok(p) = inner.memory.try_acquire_many(size as u32) {
-            p.forget();
-            let count = inner.lock_acc().partition_count(&record.topic);
-            if count > 0 {
-                let r = self.append(&record, size, count, delivery);
-                if r.is_err() {
-                    self.undo(size);
+        let delivery = match inner.memory.try_acquire_many(size as u32) {
+            Ok(p) => {
+                p.forget();
+                match self.append(&record, size, delivery) {
+                    Ok(future) => return Ok(future),
+                    Err(AppendError::UnknownTopic(delivery)) => {
+                        inner.memory.add_permits(size);
+                        delivery
+                    }
+                    Err(AppendError::Failed(e)) => {
+                        self.undo(size);
+                        return Err(e);
+                    }
                 }
-                return r;
             }
-            inner.memory.add_permits(size);
-        }
+            Err(_) => delivery,
+        };
         Box::pin(self.enqueue_waiting(record, size, delivery)).await
     }
 
@@ -442,59 +447,60 @@ impl Producer {
                 }
             }
         }
-        let mut count = inner.lock_acc().partition_count(&record.topic);
-        if count == 0 {
-            count = match self.wait_for_topic(&record.topic, deadline).await {
-                Ok(n) => n,
-                Err(e) => {
-                    self.undo(size);
-                    return Err(e);
+        let r = match self.append(&record, size, delivery) {
+            Err(AppendError::UnknownTopic(delivery)) => {
+                match self.wait_for_topic(&record.topic, deadline).await {
+                    Ok(_) => self.append(&record, size, delivery),
+                    Err(e) => Err(AppendError::Failed(e)),
                 }
-            };
-        }
-        let r = self.append(&record, size, count, delivery);
-        if r.is_err() {
+            }
+            r => r,
+        };
+        r.map_err(|e| {
             self.undo(size);
-        }
-        r
+            match e {
+                AppendError::Failed(e) => e,
+                // Known since `wait_for_topic`: topics are never forgotten.
+                AppendError::UnknownTopic(_) => Error::BlockTimeout {
+                    what: "topic metadata",
+                    waited: started.elapsed(),
+                },
+            }
+        })
     }
 
-    /// Picks the record's partition and appends it (buffer space already taken, the topic
-    /// known with `count` partitions).
+    /// Picks the record's partition and appends it (buffer space already taken), under
+    /// one lock of the accumulator (the partitioner runs under it too).
     fn append(
         &self,
         record: &ProducerRecord,
         size: usize,
-        count: usize,
         delivery: Delivery,
-    ) -> Result<Option<DeliveryFuture>> {
+    ) -> std::result::Result<Option<DeliveryFuture>, AppendError> {
         let inner = &self.inner;
         let topic: &str = &record.topic;
-        let partition = match record.partition {
-            Some(p) if p < 0 || p as usize >= count => {
+        let partitioner = &inner.config.partitioner;
+        let pick = |count: usize| {
+            let p = match record.partition {
+                Some(p) => p,
+                None => match partitioner.partition(&PartitionContext {
+                    topic,
+                    key: record.key.as_deref(),
+                    value: record.value.as_deref(),
+                    partition_count: count as i32,
+                }) {
+                    Choice::Partition(p) => p,
+                    Choice::Sticky => return Ok(None),
+                },
+            };
+            if p < 0 || p as usize >= count {
                 return Err(Error::InvalidPartition {
                     topic: topic.to_owned(),
                     partition: p,
                     count,
-                })
+                });
             }
-            Some(p) => Some(p),
-            None => match inner.config.partitioner.partition(&PartitionContext {
-                topic,
-                key: record.key.as_deref(),
-                value: record.value.as_deref(),
-                partition_count: count as i32,
-            }) {
-                Choice::Partition(p) if p < 0 || p as usize >= count => {
-                    return Err(Error::InvalidPartition {
-                        topic: topic.to_owned(),
-                        partition: p,
-                        count,
-                    })
-                }
-                Choice::Partition(p) => Some(p),
-                Choice::Sticky => None,
-            },
+            Ok(Some(p))
         };
         let parts = RecordParts {
             timestamp: record.timestamp.unwrap_or_else(now_ms),
@@ -505,7 +511,7 @@ impl Producer {
         let client = &inner.client;
         let appended = inner.lock_acc().append(
             topic,
-            partition,
+            pick,
             || {
                 client
                     .metadata()
@@ -515,7 +521,7 @@ impl Producer {
                     .map(|p| p.partition)
                     .collect()
             },
-            inner.config.partitioner.adaptive(),
+            partitioner.adaptive(),
             parts,
             size,
             Instant::now,

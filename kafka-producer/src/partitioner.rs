@@ -37,7 +37,9 @@ pub enum Choice {
 /// Chooses partitions. Implement it for custom placement; it runs inside `send`, so it must
 /// be quick and must not block.
 pub trait Partitioner: Send + Sync {
-    /// The partition for this record.
+    /// The partition for this record. Called while the producer's queues are locked (as
+    /// librdkafka calls its partitioners): keep it quick, and never call back into the
+    /// producer from it.
     fn partition(&self, ctx: &PartitionContext<'_>) -> Choice;
 
     /// Whether [`Choice::Sticky`] draws the next partition weighted by queue lengths

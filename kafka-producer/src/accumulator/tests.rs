@@ -37,7 +37,7 @@ fn acc() -> Accumulator {
 fn append(a: &mut Accumulator, p: i32, now: Instant) -> DeliveryFuture {
     a.append(
         "t",
-        Some(p),
+        |_| Ok(Some(p)),
         Vec::new,
         false,
         RecordParts {
@@ -360,10 +360,10 @@ fn append_with_callback(
     p: i32,
     now: Instant,
     callback: impl FnOnce(Result<crate::RecordMetadata, Error>) + Send + 'static,
-) -> Result<Appended, Error> {
+) -> Result<Appended, AppendError> {
     a.append(
         "t",
-        Some(p),
+        |_| Ok(Some(p)),
         Vec::new,
         false,
         RecordParts {
@@ -422,7 +422,7 @@ fn callbacks_of_unsent_records_get_the_failure_and_closing_takes_nothing() {
     let s = seen.clone();
     assert!(matches!(
         append_with_callback(&mut a, 0, t0, move |r| s.lock().unwrap().push(r)),
-        Err(Error::Closed)
+        Err(AppendError::Failed(Error::Closed))
     ));
     a.fail_unsent(&Error::Closed).resolve();
     let seen = seen.lock().unwrap();

@@ -287,8 +287,7 @@ impl RecordBatchBuilder {
         out[at..at + 2].copy_from_slice(&(vl_w as u16).to_le_bytes());
         at += vl_n;
         if let Some(value) = value {
-            out[at..at + value.len()].copy_from_slice(value);
-            at += value.len();
+            at = put_slice_at(out, at, value);
         }
         if headers.is_empty() {
             out[at] = 0;
@@ -367,8 +366,7 @@ impl RecordBatchBuilder {
         }
         at = put_uvarint_at(out, at, vl, vl_n);
         if let Some(value) = value {
-            out[at..at + value.len()].copy_from_slice(value);
-            at += value.len();
+            at = put_slice_at(out, at, value);
         }
         if headers.is_empty() {
             out[at] = 0;
@@ -463,8 +461,7 @@ impl RecordBatchBuilder {
     /// otherwise handed back. Its bytes stay initialised, so the next batch neither allocates
     /// nor zeroes what the buffer already covers.
     pub fn offer_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
-        let has_own =
-            self.buf.capacity() > 0 || self.sealed.as_ref().is_some_and(Bytes::is_unique);
+        let has_own = self.buf.capacity() > 0 || self.sealed.as_ref().is_some_and(Bytes::is_unique);
         if !self.fresh || has_own {
             return Some(buf);
         }
@@ -654,15 +651,22 @@ fn put_uvarint_at(out: &mut [u8], at: usize, v: u64, n: usize) -> usize {
     at + n
 }
 
-/// Copies `src` to `out[at..]`; returns where it ends. Keys and header fields are mostly
-/// short: up to 16 bytes they are copied with two overlapping 8-byte (or 4-byte, or three
-/// 1-byte) moves instead of a call to `memcpy`.
+/// Copies `src` to `out[at..]`; returns where it ends. Keys, header fields and small values
+/// are copied inline instead of through a call to `memcpy`: up to 16 bytes with two
+/// overlapping 8-byte (or 4-byte, or three 1-byte) moves, up to 128 bytes with 16-byte moves
+/// and an overlapping last one.
 #[inline(always)]
 fn put_slice_at(out: &mut [u8], at: usize, src: &[u8]) -> usize {
     let n = src.len();
     let dst = &mut out[at..];
-    if n > 16 {
+    if n > 128 {
         dst[..n].copy_from_slice(src);
+    } else if n > 16 {
+        let dst = &mut dst[..n];
+        for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {
+            d.copy_from_slice(s);
+        }
+        dst[n - 16..].copy_from_slice(&src[n - 16..]);
     } else if n >= 8 {
         dst[n - 8..n].copy_from_slice(&src[n - 8..]);
         dst[..8].copy_from_slice(&src[..8]);

@@ -399,7 +399,9 @@ fn builder_takes_an_offered_buffer_only_when_its_own_is_in_flight() {
     b.append(1, None, Some(&[1; 100]), &[]).unwrap();
     // Mid-batch: refused.
     let spare = BytesMut::from(&[7u8; 3000][..]);
-    let spare = b.offer_buffer(spare).expect("refused while a batch is open");
+    let spare = b
+        .offer_buffer(spare)
+        .expect("refused while a batch is open");
     let in_flight = b.seal(&mut c).unwrap();
     // The last batch is still held (in flight): the offered buffer is taken, and the next
     // batch is written into it, its old bytes overwritten.
@@ -1026,4 +1028,23 @@ fn fast_and_general_append_paths_at_every_boundary() {
         assert_eq!(rec.key.as_deref(), Some(&(r as u32).to_be_bytes()[..]));
         assert_eq!((rec.timestamp, rec.value.as_ref()), (5, None));
     }
+}
+
+/// Keys and values at every length of the inline copies (and past them), each byte
+/// distinct, so that an overlapping move that lands wrong shows.
+#[test]
+fn every_short_copy_length_roundtrips() {
+    let mut c = Compressor::new();
+    let records: Vec<TestRecord> = (0..=140usize)
+        .map(|n| TestRecord {
+            timestamp: 1_700_000_000_000 + n as i64,
+            key: Some((0..(n % 41)).map(|i| (i * 7 + n) as u8).collect()),
+            value: Some((0..n).map(|i| (i * 13 + n) as u8).collect()),
+            headers: vec![(
+                (0..(n % 23)).map(|i| i as u8).collect(),
+                Some((0..n).map(|i| (i * 3) as u8).collect()),
+            )],
+        })
+        .collect();
+    check_roundtrip(BatchOptions::default(), &records, &mut c);
 }
