@@ -293,6 +293,64 @@ fn full_buffer_blocks_send_until_max_block_then_drains() {
     });
 }
 
+/// `send_with_callback`: every callback is called exactly once, after its ack, with the
+/// offset kcat then reads that record at; keyless records fill each partition's offsets
+/// without a gap.
+#[test]
+fn callbacks_report_each_record_once_with_the_offset_it_was_written_at() {
+    let kafka = kafka();
+    runtime().block_on(async {
+        let topic = unique_topic("callbacks");
+        create_topic(kafka.bootstrap(), &topic, 3).await;
+        let producer = Producer::new(config(kafka).batch_size(2048)).await.unwrap();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let n = 2_000;
+        for i in 0..n {
+            let tx = tx.clone();
+            producer
+                .send_with_callback(
+                    ProducerRecord::new(topic.clone(), format!("cb-{i}")),
+                    move |r| tx.send((i, r)).expect("receiver alive"),
+                )
+                .await
+                .unwrap();
+        }
+        drop(tx);
+        producer.flush().await.unwrap();
+        let mut at = BTreeMap::new();
+        let mut per_partition: HashMap<i32, Vec<i64>> = HashMap::new();
+        while let Some((i, r)) = rx.recv().await {
+            let meta = r.unwrap_or_else(|e| panic!("record {i}: {e}"));
+            assert_eq!(&*meta.topic, topic.as_str());
+            assert!(
+                at.insert(i, (meta.partition, meta.offset)).is_none(),
+                "{i} twice"
+            );
+            per_partition
+                .entry(meta.partition)
+                .or_default()
+                .push(meta.offset);
+        }
+        assert_eq!(at.len(), n, "every callback called");
+        for offsets in per_partition.values_mut() {
+            offsets.sort_unstable();
+            let want: Vec<i64> = (0..offsets.len() as i64).collect();
+            assert_eq!(*offsets, want, "offsets without gaps");
+        }
+        producer.close(Duration::from_secs(10)).await.unwrap();
+        let lines = kcat_read(kafka.bootstrap(), &topic, &[]);
+        assert_eq!(lines.len(), n);
+        for line in lines {
+            let mut f = line.splitn(4, '|');
+            let p: i32 = f.next().unwrap().parse().unwrap();
+            let o: i64 = f.next().unwrap().parse().unwrap();
+            let v = f.nth(1).unwrap();
+            let i: usize = v.strip_prefix("cb-").unwrap().parse().unwrap();
+            assert_eq!(at[&i], (p, o), "record {i}");
+        }
+    });
+}
+
 #[test]
 fn send_and_wait_does_not_pay_the_linger() {
     let kafka = kafka();
