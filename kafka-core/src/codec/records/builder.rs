@@ -653,8 +653,8 @@ fn put_uvarint_at(out: &mut [u8], at: usize, v: u64, n: usize) -> usize {
 
 /// Copies `src` to `out[at..]`; returns where it ends. Keys, header fields and small values
 /// are copied inline instead of through a call to `memcpy`: up to 16 bytes with two
-/// overlapping 8-byte (or 4-byte, or three 1-byte) moves, up to 128 bytes with 16-byte moves
-/// and an overlapping last one.
+/// overlapping 8-byte (or 4-byte, or three 1-byte) moves, up to 128 bytes with two, four or
+/// eight overlapping 16-byte moves.
 #[inline(always)]
 fn put_slice_at(out: &mut [u8], at: usize, src: &[u8]) -> usize {
     let n = src.len();
@@ -662,11 +662,22 @@ fn put_slice_at(out: &mut [u8], at: usize, src: &[u8]) -> usize {
     if n > 128 {
         dst[..n].copy_from_slice(src);
     } else if n > 16 {
+        // Straight-line 16-byte moves, the upper half mirrored from the end so that it
+        // overlaps the lower one. (A loop here is turned back into a `memcpy` call.)
         let dst = &mut dst[..n];
-        for (d, s) in dst.chunks_exact_mut(16).zip(src.chunks_exact(16)) {
-            d.copy_from_slice(s);
+        let mut copy16 = |at: usize| dst[at..at + 16].copy_from_slice(&src[at..at + 16]);
+        copy16(0);
+        copy16(n - 16);
+        if n > 32 {
+            copy16(16);
+            copy16(n - 32);
         }
-        dst[n - 16..].copy_from_slice(&src[n - 16..]);
+        if n > 64 {
+            copy16(32);
+            copy16(48);
+            copy16(n - 64);
+            copy16(n - 48);
+        }
     } else if n >= 8 {
         dst[n - 8..n].copy_from_slice(&src[n - 8..]);
         dst[..8].copy_from_slice(&src[..8]);
