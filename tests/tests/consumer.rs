@@ -31,6 +31,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use tests::{cluster, unique_topic, Cluster, ClusterSpec};
 
+mod metrics_support;
+use metrics_support::Capture;
+
 fn kafka() -> &'static Cluster {
     cluster(ClusterSpec::default())
 }
@@ -1622,22 +1625,126 @@ fn poll_returns_at_its_timeout_while_a_join_waits_for_other_members() {
         let mut b = Consumer::connect(cfg()).await.unwrap();
         a.subscribe([topic.clone()]).unwrap();
         b.subscribe([topic.clone()]).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut slowest = Duration::ZERO;
-        while a.assignment().len() != 1 || b.assignment().len() != 1 {
+        let slowest = split_in_two(&mut a, &mut b, Duration::from_secs(60)).await;
+        assert!(slowest < Duration::from_secs(3), "a poll took {slowest:?}");
+        a.close().await.unwrap();
+        b.close().await.unwrap();
+    });
+}
+
+/// Polls `a` and `b` in turn (200 ms each) until both hold one of the two partitions;
+/// returns the longest poll.
+async fn split_in_two(a: &mut Consumer, b: &mut Consumer, limit: Duration) -> Duration {
+    let deadline = Instant::now() + limit;
+    let mut slowest = Duration::ZERO;
+    while a.assignment().len() != 1 || b.assignment().len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "no 1 + 1 split within {limit:?}: {:?} / {:?}",
+            a.assignment(),
+            b.assignment()
+        );
+        for c in [&mut *a, &mut *b] {
+            let t = Instant::now();
+            c.poll(Duration::from_millis(200)).await.unwrap();
+            slowest = slowest.max(t.elapsed());
+        }
+    }
+    slowest
+}
+
+#[test]
+fn metrics_count_records_bytes_fetches_lag_rebalances_and_commit_failures() {
+    let m = Capture::default();
+    let topic = unique_topic("cons-metrics");
+    let group = unique_topic("g-metrics");
+    let lag_of = |p: i32| format!("kafka_consumer_lag{{partition={p},topic={topic}}}");
+    m.run(async {
+        let client = setup(&topic, 2).await;
+        let per_partition = 150;
+        for p in 0..2 {
+            produce(
+                &client,
+                &topic,
+                p,
+                per_partition,
+                40,
+                64,
+                now_ms(),
+                &[Compression::None, Compression::Lz4],
+            )
+            .await;
+        }
+        let cfg = || {
+            base(kafka().bootstrap())
+                .group_id(group.clone())
+                .heartbeat_interval(Duration::from_millis(300))
+                .max_poll_records(70)
+                .build()
+                .unwrap()
+        };
+        let mut a = Consumer::connect(cfg()).await.unwrap();
+        a.subscribe([topic.clone()]).unwrap();
+        let got = recv_n(&mut a, 2 * per_partition, Duration::from_secs(15)).await;
+        assert_eq!(got.len(), 2 * per_partition);
+        // Counted as handed out, reported once per batch: everything read is in.
+        assert_eq!(
+            m.counter("kafka_consumer_records_total"),
+            2 * per_partition as u64
+        );
+        assert!(m.counter("kafka_consumer_bytes_total") > 2 * per_partition as u64 * 64);
+        let latencies = m.histogram("kafka_consumer_fetch_latency_seconds");
+        assert!(!latencies.is_empty(), "no fetch latency samples");
+        assert!(latencies.iter().all(|&s| (0.0..30.0).contains(&s)));
+        // Lag is reported at most once a second, when a fetch returns: keep polling.
+        let deadline = Instant::now() + Duration::from_secs(8);
+        while (0..2).any(|p| m.gauge(&lag_of(p)) != Some(0.0)) {
             assert!(
                 Instant::now() < deadline,
-                "no 1 + 1 split: {:?} / {:?}",
-                a.assignment(),
-                b.assignment()
+                "lag not 0: {:?} {:?}",
+                m.gauge(&lag_of(0)),
+                m.gauge(&lag_of(1))
             );
-            for c in [&mut a, &mut b] {
-                let t = Instant::now();
-                let _ = c.poll(Duration::from_millis(200)).await.unwrap();
-                slowest = slowest.max(t.elapsed());
-            }
+            assert!(a.poll(Duration::from_millis(300)).await.unwrap().is_empty());
         }
-        assert!(slowest < Duration::from_secs(3), "a poll took {slowest:?}");
+        assert_eq!(m.gauge("kafka_consumer_lag_sum"), Some(0.0));
+
+        // A second member: both rebalance (the newcomer's first join counts too).
+        let joins = m.counter("kafka_consumer_rebalances_total");
+        assert!(joins >= 1, "the first join was not counted");
+        let mut b = Consumer::connect(cfg()).await.unwrap();
+        b.subscribe([topic.clone()]).unwrap();
+        split_in_two(&mut a, &mut b, Duration::from_secs(10)).await;
+        assert!(
+            m.counter("kafka_consumer_rebalances_total") >= joins + 2,
+            "{} rebalances counted after {joins}",
+            m.counter("kafka_consumer_rebalances_total")
+        );
+
+        // A commit outside the live group's generation is refused, and counted.
+        let failures = m.counter("kafka_consumer_commit_failures_total");
+        let mut outsider = Consumer::connect(cfg()).await.unwrap();
+        let tp = TopicPartition::new(topic.as_str(), 0);
+        outsider.assign([tp.clone()]).unwrap();
+        assert!(outsider.commit_offsets(&[(tp.clone(), 1)]).await.is_err());
+        assert_eq!(
+            m.counter("kafka_consumer_commit_failures_total"),
+            failures + 1
+        );
+        assert_eq!(
+            m.counter("kafka_consumer_records_total"),
+            2 * per_partition as u64,
+            "records counted twice"
+        );
+        // A seek into the middle of a batch: the records before it are fetched and decoded
+        // but not handed out, and not counted.
+        outsider.seek(&tp, 25).unwrap();
+        let got = recv_n(&mut outsider, per_partition - 25, Duration::from_secs(10)).await;
+        assert_eq!(got[0].1, 25);
+        assert_eq!(
+            m.counter("kafka_consumer_records_total"),
+            3 * per_partition as u64 - 25
+        );
         a.close().await.unwrap();
         b.close().await.unwrap();
     });
