@@ -1609,9 +1609,7 @@ impl Consumer {
     pub async fn close(mut self) -> Result<()> {
         let r = self.auto_commit_now().await;
         if let Some(g) = &mut self.group {
-            if g.is_member() {
-                g.leave(&self.client).await;
-            }
+            g.leave(&self.client).await;
         }
         self.closed = true;
         self.inflight.abort_all();
@@ -1619,12 +1617,37 @@ impl Consumer {
     }
 }
 
+/// How long the LeaveGroup sent by `Drop` may take (it runs in the background).
+const LEAVE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dropping a consumer without [`close`](Consumer::close) commits nothing, but still leaves
+/// the group, best effort: the request is spawned on the tokio runtime of the dropping
+/// thread (none: nothing is sent, and the group waits for `session.timeout.ms`), bounded by
+/// [`LEAVE_ON_DROP_TIMEOUT`]. Static members do not leave, as on `close`.
 impl Drop for Consumer {
     fn drop(&mut self) {
         self.handed_out.report();
         self.inflight.abort_all();
-        if let Some(g) = &mut self.group {
-            g.stop_heartbeat();
+        let Some(g) = &mut self.group else {
+            return;
+        };
+        let Some(leave) = g.begin_leave(&self.client, "consumer dropped without close") else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if tokio::time::timeout(LEAVE_ON_DROP_TIMEOUT, leave)
+                        .await
+                        .is_err()
+                    {
+                        tracing::debug!("leave group on drop timed out");
+                    }
+                });
+            }
+            Err(_) => tracing::debug!(
+                "consumer dropped outside a tokio runtime: the group waits for session.timeout.ms"
+            ),
         }
     }
 }

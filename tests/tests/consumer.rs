@@ -1621,15 +1621,21 @@ fn poll_returns_at_its_timeout_while_a_join_waits_for_other_members() {
         };
         // Both members polled from one task: B's join waits for A to rejoin, which only
         // happens if B's poll gives control back at its timeout.
-        let mut a = Consumer::connect(cfg()).await.unwrap();
-        let mut b = Consumer::connect(cfg()).await.unwrap();
-        a.subscribe([topic.clone()]).unwrap();
-        b.subscribe([topic.clone()]).unwrap();
+        let (mut a, mut b) = two_members(&topic, cfg).await;
         let slowest = split_in_two(&mut a, &mut b, Duration::from_secs(60)).await;
         assert!(slowest < Duration::from_secs(3), "a poll took {slowest:?}");
         a.close().await.unwrap();
         b.close().await.unwrap();
     });
+}
+
+/// Two consumers made with `cfg`, subscribed to `topic`.
+async fn two_members(topic: &str, cfg: impl Fn() -> ConsumerConfig) -> (Consumer, Consumer) {
+    let mut a = Consumer::connect(cfg()).await.unwrap();
+    let mut b = Consumer::connect(cfg()).await.unwrap();
+    a.subscribe([topic]).unwrap();
+    b.subscribe([topic]).unwrap();
+    (a, b)
 }
 
 /// Polls `a` and `b` in turn (200 ms each) until both hold one of the two partitions;
@@ -1747,5 +1753,44 @@ fn metrics_count_records_bytes_fetches_lag_rebalances_and_commit_failures() {
         );
         a.close().await.unwrap();
         b.close().await.unwrap();
+    });
+}
+
+#[test]
+fn a_member_dropped_without_close_leaves_the_group_at_once() {
+    runtime().block_on(async {
+        let topic = unique_topic("cons-drop");
+        let _client = setup(&topic, 2).await;
+        for protocol in [
+            kafka_consumer::GroupProtocol::Classic,
+            kafka_consumer::GroupProtocol::Consumer,
+        ] {
+            let group = unique_topic("g-drop");
+            // Classic: the session timeout is ours (30 s); KIP-848: the broker's (45 s).
+            let cfg = || {
+                base(kafka().bootstrap())
+                    .group_id(group.clone())
+                    .group_protocol(protocol)
+                    .session_timeout(Duration::from_secs(30))
+                    .heartbeat_interval(Duration::from_millis(500))
+                    .build()
+                    .unwrap()
+            };
+            let (mut a, mut b) = two_members(&topic, cfg).await;
+            split_in_two(&mut a, &mut b, Duration::from_secs(60)).await;
+            // No close: Drop sends the LeaveGroup in the background.
+            let dropped = Instant::now();
+            drop(b);
+            while a.assignment().len() != 2 {
+                assert!(
+                    dropped.elapsed() < Duration::from_secs(10),
+                    "{protocol:?}: the survivor holds {:?} {:?} after the drop",
+                    a.assignment(),
+                    dropped.elapsed()
+                );
+                a.poll(Duration::from_millis(200)).await.unwrap();
+            }
+            a.close().await.unwrap();
+        }
     });
 }
