@@ -857,7 +857,9 @@ async fn group_run(assignor: AssignorKind) {
     let topic = unique_topic("cons-group");
     let group = unique_topic("g-three");
     let client = setup(&topic, 6).await;
-    let total = 6 * 400;
+    // Records per partition in each of the producer's 8 rounds.
+    const PER_ROUND: usize = 50;
+    let total = 6 * 8 * PER_ROUND;
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let spawn_member = |idx: usize, lifetime: Option<Duration>| {
@@ -900,8 +902,8 @@ async fn group_run(assignor: AssignorKind) {
             for round in 0..8 {
                 for p in 0..6 {
                     let mut b = RecordBatchBuilder::new(BatchOptions::default());
-                    for i in 0..50 {
-                        let n = round * 50 + i;
+                    for i in 0..PER_ROUND {
+                        let n = round * PER_ROUND + i;
                         b.append(
                             now_ms(),
                             Some(format!("{p}:{n}").as_bytes()),
@@ -957,9 +959,18 @@ async fn group_run(assignor: AssignorKind) {
         backwards <= 12,
         "{assignor:?}: {backwards} out-of-order deliveries"
     );
+    // A record is processed twice only when it was handed out after the last commit that
+    // the broker accepted before its partition changed hands: members commit what they
+    // handed out before giving partitions up (eager: before rejoining, in the generation
+    // still current; cooperative: the revoked ones, in the new generation) and on close.
+    // The one commit that can be refused is the close of the short-lived member racing a
+    // rebalance (cooperative: it keeps handing out records while its join is pending, and
+    // a commit between JoinGroup and SyncGroup gets REBALANCE_IN_PROGRESS). Auto-commit
+    // runs every 200 ms, so that loses about what one producer round writes to its share
+    // (two of the six partitions) at most. Usually there are none.
     let dups = count.values().filter(|&&c| c > 1).count();
     assert!(
-        dups <= total / 4,
+        dups <= 2 * PER_ROUND,
         "{assignor:?}: {dups} records processed twice"
     );
     let members: HashSet<usize> = seen.iter().map(|s| s.3).collect();
