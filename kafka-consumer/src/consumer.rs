@@ -146,6 +146,7 @@ pub struct Consumer {
     ready: VecDeque<ConsumerRecord>,
     /// Applied when `ready` empties: (partition, position after the batch, epoch, generation).
     ready_end: Option<(TopicPartition, i64, i32, u64)>,
+    handed_out: HandedOut,
     errors: VecDeque<ConsumerError>,
     topic_ids: HashMap<Arc<str>, Uuid>,
     id_names: HashMap<Uuid, Arc<str>>,
@@ -205,6 +206,7 @@ impl Consumer {
             decoder,
             ready: VecDeque::new(),
             ready_end: None,
+            handed_out: HandedOut::default(),
             errors: VecDeque::new(),
             topic_ids: HashMap::new(),
             id_names: HashMap::new(),
@@ -332,10 +334,16 @@ impl Consumer {
     fn set_assignment(&mut self, wanted: &[TopicPartition]) {
         let keep: HashSet<&TopicPartition> = wanted.iter().collect();
         let mut released = 0;
+        let per_partition = self.parts.len() <= MAX_LAG_GAUGES;
         self.parts.retain(|tp, p| {
             let k = keep.contains(tp);
             if !k {
                 released += p.invalidate(NeedPosition::Committed);
+                if per_partition {
+                    // A revoked partition's lag is its new owner's to report: a value left
+                    // behind here would stay frozen (the facade cannot remove a gauge).
+                    lag_gauge(tp).set(0.0);
+                }
             }
             k
         });
@@ -651,6 +659,7 @@ impl Consumer {
                 }
             }
             if !out.is_empty() || Instant::now() >= deadline {
+                self.handed_out.report();
                 self.start_fetches();
                 return Ok(out);
             }
@@ -683,12 +692,14 @@ impl Consumer {
                 match self.next_batch()? {
                     Some(b) => {
                         count += b.batch.record_count();
+                        self.handed_out.batch(&b);
                         out.push(b);
                     }
                     None => break,
                 }
             }
             if !out.is_empty() || Instant::now() >= deadline {
+                self.handed_out.report();
                 self.start_fetches();
                 return Ok(out);
             }
@@ -708,6 +719,7 @@ impl Consumer {
     fn pop_ready(&mut self) -> Option<ConsumerRecord> {
         loop {
             if let Some(r) = self.ready.pop_front() {
+                self.handed_out.record();
                 if let Some(p) = self.parts.get_mut(&r.topic_partition()) {
                     p.position = r.offset + 1;
                     p.position_epoch = r.leader_epoch;
@@ -733,7 +745,10 @@ impl Consumer {
                         p.generation
                     };
                     match b.to_records() {
-                        Ok(rs) => self.ready.extend(rs),
+                        Ok(rs) => {
+                            self.handed_out.ready_batch(&b);
+                            self.ready.extend(rs);
+                        }
                         Err(e) => {
                             self.errors.push_back(ConsumerError::Corrupt {
                                 topic: b.tp.topic.to_string(),
@@ -759,6 +774,7 @@ impl Consumer {
         if !self.ready.is_empty() {
             return;
         }
+        self.handed_out.report();
         if let Some((tp, end, epoch, gen)) = self.ready_end.take() {
             if let Some(p) = self.parts.get_mut(&tp) {
                 if p.generation == gen && p.position < end {
@@ -807,10 +823,6 @@ impl Consumer {
                     if p.has_data() {
                         self.drain_order.push_back(tp.clone());
                     }
-                    metrics::counter!("kafka_consumer_records_total")
-                        .increment(batch.record_count() as u64);
-                    metrics::counter!("kafka_consumer_bytes_total")
-                        .increment(batch.records_bytes().len() as u64);
                     return Ok(Some(FetchedBatch { tp, batch, from }));
                 }
                 Ok(Drained::Empty) => continue,
@@ -1537,15 +1549,19 @@ impl Consumer {
         }
         if self.next_lag_metrics.is_none_or(|t| now >= t) {
             self.next_lag_metrics = Some(now + Duration::from_secs(1));
+            // Records handed out by `recv` from a batch not yet finished are reported at
+            // least this often.
+            self.handed_out.report();
             self.record_lag();
         }
     }
 
-    /// Lag metrics: per assigned partition (the label set is bounded by the assignment;
-    /// past 1000 partitions only the totals are kept) and the sum and maximum.
+    /// Lag metrics: per assigned partition (labels `topic` and `partition`: the label set is
+    /// bounded by the assignment; past [`MAX_LAG_GAUGES`] partitions only the totals are
+    /// kept) and the sum and maximum. Updated at most once a second, when a fetch returns.
     fn record_lag(&self) {
         let committed = self.config.isolation_level == crate::IsolationLevel::ReadCommitted;
-        let per_partition = self.parts.len() <= 1000;
+        let per_partition = self.parts.len() <= MAX_LAG_GAUGES;
         let (mut sum, mut max) = (0i64, 0i64);
         for p in self.parts.values() {
             let end = if committed {
@@ -1560,12 +1576,7 @@ impl Consumer {
             sum += lag;
             max = max.max(lag);
             if per_partition {
-                metrics::gauge!(
-                    "kafka_consumer_lag",
-                    "topic" => p.tp.topic.to_string(),
-                    "partition" => p.tp.partition.to_string()
-                )
-                .set(lag as f64);
+                lag_gauge(&p.tp).set(lag as f64);
             }
         }
         metrics::gauge!("kafka_consumer_lag_sum").set(sum as f64);
@@ -1598,9 +1609,7 @@ impl Consumer {
     pub async fn close(mut self) -> Result<()> {
         let r = self.auto_commit_now().await;
         if let Some(g) = &mut self.group {
-            if g.is_member() {
-                g.leave(&self.client).await;
-            }
+            g.leave(&self.client).await;
         }
         self.closed = true;
         self.inflight.abort_all();
@@ -1608,13 +1617,97 @@ impl Consumer {
     }
 }
 
+/// How long the LeaveGroup sent by `Drop` may take (it runs in the background).
+const LEAVE_ON_DROP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Dropping a consumer without [`close`](Consumer::close) commits nothing, but still leaves
+/// the group, best effort: the request is spawned on the tokio runtime of the dropping
+/// thread (none: nothing is sent, and the group waits for `session.timeout.ms`), bounded by
+/// [`LEAVE_ON_DROP_TIMEOUT`]. Static members do not leave, as on `close`.
 impl Drop for Consumer {
     fn drop(&mut self) {
+        self.handed_out.report();
         self.inflight.abort_all();
-        if let Some(g) = &mut self.group {
-            g.stop_heartbeat();
+        let Some(g) = &mut self.group else {
+            return;
+        };
+        let Some(leave) = g.begin_leave(&self.client, "consumer dropped without close") else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    if tokio::time::timeout(LEAVE_ON_DROP_TIMEOUT, leave)
+                        .await
+                        .is_err()
+                    {
+                        tracing::debug!("leave group on drop timed out");
+                    }
+                });
+            }
+            Err(_) => tracing::debug!(
+                "consumer dropped outside a tokio runtime: the group waits for session.timeout.ms"
+            ),
         }
     }
+}
+
+/// Records and bytes handed to the application and not yet added to
+/// `kafka_consumer_records_total` / `_bytes_total`: counted here per record, reported once per
+/// batch (a metrics call per record would cost as much as decoding it).
+///
+/// Bytes are the uncompressed records section of each batch records were handed out from,
+/// counted when its first record leaves (a batch a seek entered midway counts whole).
+#[derive(Debug, Default)]
+struct HandedOut {
+    records: u64,
+    bytes: u64,
+    /// Bytes of the batch now in `Consumer::ready`, until its first record is handed out.
+    ready_bytes: u64,
+}
+
+impl HandedOut {
+    /// A whole batch handed out (`poll_batches`).
+    fn batch(&mut self, b: &FetchedBatch) {
+        self.records += if b.from <= b.batch.base_offset() {
+            b.batch.record_count() as u64
+        } else {
+            b.records().count() as u64
+        };
+        self.bytes += b.batch.records_bytes().len() as u64;
+    }
+
+    /// A batch decoded into `Consumer::ready` for `recv`/`poll`.
+    fn ready_batch(&mut self, b: &FetchedBatch) {
+        self.ready_bytes = b.batch.records_bytes().len() as u64;
+    }
+
+    /// One record of the ready batch handed out.
+    fn record(&mut self) {
+        self.records += 1;
+        self.bytes += std::mem::take(&mut self.ready_bytes);
+    }
+
+    fn report(&mut self) {
+        if self.records > 0 {
+            metrics::counter!("kafka_consumer_records_total").increment(self.records);
+            metrics::counter!("kafka_consumer_bytes_total").increment(self.bytes);
+            self.records = 0;
+            self.bytes = 0;
+        }
+    }
+}
+
+/// Above this many assigned partitions the lag is reported as totals only.
+const MAX_LAG_GAUGES: usize = 1000;
+
+/// `kafka_consumer_lag{topic, partition}`.
+fn lag_gauge(tp: &TopicPartition) -> metrics::Gauge {
+    metrics::gauge!(
+        "kafka_consumer_lag",
+        "topic" => tp.topic.to_string(),
+        "partition" => tp.partition.to_string()
+    )
 }
 
 fn not_assigned(tp: &TopicPartition) -> ConsumerError {

@@ -351,24 +351,33 @@ impl ClassicGroup {
         }));
     }
 
-    /// Leaves the group (dynamic members; a static member just stops heartbeating, so its
-    /// partitions wait for it until `session.timeout.ms`).
-    pub async fn leave(&mut self, client: &Client) {
+    /// Stops the membership and gives the LeaveGroup to send, if any: a dynamic member with
+    /// a member id leaves (also during its first join, once MEMBER_ID_REQUIRED gave it one:
+    /// the coordinator counts on it from then on); a static member just stops heartbeating,
+    /// so its partitions wait for it until `session.timeout.ms`.
+    pub fn begin_leave(&mut self, client: &Client, reason: &'static str) -> Option<LeaveFuture> {
         self.shutdown();
-        if !self.joined {
-            return;
-        }
         self.joined = false;
-        let member_id = std::mem::take(&mut lock(&self.shared).member_id);
-        lock(&self.shared).generation = -1;
-        if self.instance_id.is_some() {
-            return;
+        let member_id = {
+            let mut s = lock(&self.shared);
+            s.generation = -1;
+            std::mem::take(&mut s.member_id)
+        };
+        if member_id.is_empty() || self.instance_id.is_some() {
+            return None;
         }
-        if let Err(e) = send_leave(client, &self.id, &member_id, "consumer closing").await {
-            tracing::debug!(error = %e, "leave group failed");
-        }
+        let (client, group) = (client.clone(), self.id.clone());
+        Some(Box::pin(async move {
+            if let Err(e) = send_leave(&client, &group, &member_id, reason).await {
+                tracing::debug!(error = %e, "leave group failed");
+            }
+        }))
     }
 }
+
+/// A leave request to send ([`GroupMember::begin_leave`]): awaited by `close`, spawned by
+/// `Drop`.
+pub type LeaveFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 async fn send_leave(client: &Client, group: &str, member_id: &str, reason: &str) -> Result<()> {
     let (_, conn) = client
@@ -860,11 +869,20 @@ impl GroupMember {
         }
     }
 
-    /// Leaves the group.
+    /// Leaves the group (see [`begin_leave`](Self::begin_leave)).
     pub async fn leave(&mut self, client: &Client) {
+        if let Some(leave) = self.begin_leave(client, "consumer closing") {
+            leave.await;
+        }
+    }
+
+    /// Stops heartbeating and gives the request that leaves the group, if one is due: none
+    /// when not a member, nor for a classic static member (its partitions wait for it until
+    /// `session.timeout.ms`); a KIP-848 static member sends epoch -2, which keeps them too.
+    pub fn begin_leave(&mut self, client: &Client, reason: &'static str) -> Option<LeaveFuture> {
         match &mut self.kip848 {
-            Some(g) => g.leave(client).await,
-            None => self.classic.leave(client).await,
+            Some(g) => g.begin_leave(client),
+            None => self.classic.begin_leave(client, reason),
         }
     }
 

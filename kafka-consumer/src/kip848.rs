@@ -24,7 +24,7 @@ use uuid::Uuid;
 
 use crate::config::ConsumerConfig;
 use crate::error::{ConsumerError, Result};
-use crate::group::GroupEvent;
+use crate::group::{GroupEvent, LeaveFuture};
 use crate::offsets::Committer;
 use crate::TopicPartition;
 
@@ -258,17 +258,21 @@ impl ConsumerGroup {
         }));
     }
 
-    /// Leaves the group (epoch -1; -2 for a static member, whose partitions then wait for
-    /// it until the session times out).
-    pub async fn leave(&mut self, client: &Client) {
+    /// Stops heartbeating and gives the heartbeat that leaves the group (epoch -1; -2 for a
+    /// static member, whose partitions then wait for it until the session times out), if
+    /// the member joined.
+    pub fn begin_leave(&mut self, client: &Client) -> Option<LeaveFuture> {
         self.stop_heartbeat();
-        let (member_id, joined) = {
-            let s = lock(&self.shared);
-            (s.member_id.clone(), s.joined)
+        let member_id = {
+            let mut s = lock(&self.shared);
+            if !s.joined {
+                return None;
+            }
+            s.joined = false;
+            s.epoch = 0;
+            s.owned.clear();
+            s.member_id.clone()
         };
-        if !joined {
-            return;
-        }
         let epoch = if self.instance_id.is_some() {
             STATIC_LEAVE_EPOCH
         } else {
@@ -279,13 +283,12 @@ impl ConsumerGroup {
             .with_member_id(StrBytes::from_string(member_id))
             .with_member_epoch(epoch)
             .with_instance_id(self.instance_id.clone().map(StrBytes::from_string));
-        if let Err(e) = client.send_to(Target::group(self.id.clone()), req).await {
-            tracing::debug!(error = %e, "leave failed");
-        }
-        let mut s = lock(&self.shared);
-        s.joined = false;
-        s.epoch = 0;
-        s.owned.clear();
+        let (client, group) = (client.clone(), self.id.clone());
+        Some(Box::pin(async move {
+            if let Err(e) = client.send_to(Target::group(group), req).await {
+                tracing::debug!(error = %e, "leave failed");
+            }
+        }))
     }
 }
 

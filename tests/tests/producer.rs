@@ -20,6 +20,9 @@ use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tests::{cluster, unique_topic, Cluster, ClusterSpec};
 
+mod metrics_support;
+use metrics_support::Capture;
+
 fn kafka() -> &'static Cluster {
     cluster(ClusterSpec::default())
 }
@@ -374,6 +377,40 @@ fn send_and_wait_does_not_pay_the_linger() {
         .unwrap();
         assert_eq!(meta.offset, 0);
         producer.close(Duration::from_secs(10)).await.unwrap();
+    });
+}
+
+#[test]
+fn metrics_count_acked_records_and_bytes_and_time_requests() {
+    let kafka = kafka();
+    let m = Capture::default();
+    m.run(async {
+        let topic = unique_topic("produce-metrics");
+        create_topic(kafka.bootstrap(), &topic, 2).await;
+        let producer = Producer::new(config(kafka)).await.unwrap();
+        let (count, size) = (250, 100);
+        let mut futures = Vec::new();
+        for i in 0..count {
+            let r = ProducerRecord::new(topic.clone(), vec![b'v'; size]).key(format!("{i}"));
+            futures.push(producer.send(r).await.unwrap());
+        }
+        for f in futures {
+            f.await.unwrap();
+        }
+        producer.close(Duration::from_secs(10)).await.unwrap();
+        let stats = producer.stats();
+        assert_eq!(m.counter("kafka_producer_records_acked_total"), count);
+        assert_eq!(stats.records_acked, count);
+        let bytes = m.counter("kafka_producer_bytes_acked_total");
+        assert_eq!(bytes, stats.bytes_acked);
+        // Uncompressed batches: at least every value, plus keys and framing.
+        assert!(bytes > count * size as u64, "{bytes} bytes acked");
+        let latencies = m.histogram("kafka_producer_request_latency_seconds");
+        assert!(!latencies.is_empty(), "no request latency samples");
+        assert_eq!(latencies.len() as u64, stats.request_count);
+        assert!(latencies.iter().all(|&s| (0.0..30.0).contains(&s)));
+        let total: f64 = latencies.iter().sum();
+        assert!((total - stats.request_latency_total.as_secs_f64()).abs() < 1e-3);
     });
 }
 

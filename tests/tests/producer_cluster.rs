@@ -19,6 +19,9 @@ use kafka_protocol::messages::{BrokerId, CreateTopicsRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use tests::{cluster, unique_topic, Cluster, ClusterSpec};
 
+mod admin_support;
+use admin_support::eventually;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {
@@ -134,10 +137,15 @@ fn killing_the_leader_loses_nothing_acknowledged_and_duplicates_nothing() {
     let topic = unique_topic("failover");
     const N: usize = 30_000;
     rt.block_on(create_topic(kafka, topic_spec(&topic, 3, 3)));
+    // A new client may ask a broker that has not applied the topic from the metadata log
+    // yet (create_topic only saw it on the broker its own client asked): wait for it.
     let victim = rt.block_on(async {
         let c = client(kafka).await;
-        let meta = c.refresh_metadata(&[topic.as_str()]).await.unwrap();
-        meta.leader(&topic, 0).unwrap().leader
+        eventually("a leader for partition 0", || async {
+            let meta = c.refresh_metadata(&[topic.as_str()]).await.ok()?;
+            meta.leader(&topic, 0).map(|l| l.leader)
+        })
+        .await
     });
     let guard = rt.block_on(async {
         let config = ProducerConfig::new([kafka.bootstrap()])

@@ -1,5 +1,5 @@
 //! Helpers shared by the test binaries that drive the cluster with `kafka-admin` (`admin.rs`,
-//! `admin_cluster.rs`, `consumer_cluster.rs`).
+//! `admin_cluster.rs`, `consumer_cluster.rs`, `producer_cluster.rs`).
 #![allow(dead_code)]
 
 use std::time::Duration;
