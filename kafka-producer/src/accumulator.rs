@@ -25,10 +25,12 @@ use kafka_core::codec::records::{
 use kafka_core::KafkaCode;
 use tokio::time::Instant;
 
+use crate::config::DeliveryHandler;
 use crate::error::{Error, Outcome};
 use crate::partitioner::StickyState;
 use crate::record::{
-    BatchOutcome, BatchSlot, Callback, DeliveryFuture, PendingCallback, RecordHeader,
+    BatchOutcome, BatchSlot, Callback, Deliveries, DeliveryFuture, PendingCallback, PendingToken,
+    RecordHeader,
 };
 
 /// Hashes topic names for the accumulator's map, which every record looks up: a
@@ -82,6 +84,8 @@ pub(crate) enum Delivery {
     Future,
     /// Through a callback, called once with the outcome.
     Callback(Callback),
+    /// Through the configured [`DeliveryHandler`], with this token.
+    Token(u64),
 }
 
 /// Why [`Accumulator::append`] did not take a record.
@@ -153,6 +157,18 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) delivery_timeout: Duration,
     pub(crate) retries: u32,
     pub(crate) retry_backoff: BackoffConfig,
+    /// Where [`Delivery::Token`] outcomes go.
+    pub(crate) handler: Option<Handler>,
+}
+
+/// The configured [`DeliveryHandler`].
+#[derive(Clone)]
+pub(crate) struct Handler(pub(crate) Arc<dyn DeliveryHandler>);
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeliveryHandler")
+    }
 }
 
 /// A sealed batch.
@@ -181,15 +197,15 @@ struct OpenBatch {
     created: Instant,
     reserved: usize,
     expedite: bool,
-    /// Callbacks of the records so far, kept here under the accumulator's lock (no lock
-    /// per record) and handed to the slot when the batch stops being open.
-    callbacks: Vec<PendingCallback>,
+    /// Callbacks and tokens of the records so far, kept here under the accumulator's lock
+    /// (no lock per record) and handed to the slot when the batch stops being open.
+    deliveries: Deliveries,
 }
 
 impl OpenBatch {
-    /// The batch's slot, with the callbacks of its records attached.
-    fn into_slot(self) -> Arc<BatchSlot> {
-        self.slot.attach_callbacks(self.callbacks);
+    /// The batch's slot, with the callbacks and tokens of its records attached.
+    fn into_slot(self, handler: Option<&Handler>) -> Arc<BatchSlot> {
+        self.slot.attach(self.deliveries, handler.map(|h| &h.0));
         self.slot
     }
 }
@@ -200,7 +216,8 @@ impl std::fmt::Debug for OpenBatch {
             .field("id", &self.id)
             .field("created", &self.created)
             .field("reserved", &self.reserved)
-            .field("callbacks", &self.callbacks.len())
+            .field("callbacks", &self.deliveries.callbacks.len())
+            .field("tokens", &self.deliveries.tokens.len())
             .finish_non_exhaustive()
     }
 }
@@ -217,8 +234,9 @@ struct PartitionQueue {
     retrying: bool,
     /// Added to the current transaction (AddPartitionsToTxn answered).
     in_txn: bool,
-    /// Callbacks the last batch had: the next one's starting capacity.
+    /// Callbacks and tokens the last batch had: the next one's starting capacities.
     callbacks_hint: usize,
+    tokens_hint: usize,
 }
 
 impl PartitionQueue {
@@ -233,6 +251,7 @@ impl PartitionQueue {
             retrying: false,
             in_txn: false,
             callbacks_hint: 0,
+            tokens_hint: 0,
         }
     }
 
@@ -568,7 +587,10 @@ impl Accumulator {
                 created: now(),
                 reserved: 0,
                 expedite: false,
-                callbacks: Vec::with_capacity(pq.callbacks_hint),
+                deliveries: Deliveries {
+                    callbacks: Vec::with_capacity(pq.callbacks_hint),
+                    tokens: Vec::with_capacity(pq.tokens_hint),
+                },
             });
             wake = true;
         }
@@ -587,10 +609,18 @@ impl Accumulator {
                 timestamp,
             )),
             Delivery::Callback(callback) => {
-                open.callbacks.push(PendingCallback {
+                open.deliveries.callbacks.push(PendingCallback {
                     offset_delta,
                     timestamp,
                     callback,
+                });
+                None
+            }
+            Delivery::Token(token) => {
+                open.deliveries.tokens.push(PendingToken {
+                    offset_delta,
+                    timestamp,
+                    token,
                 });
                 None
             }
@@ -655,9 +685,10 @@ impl Accumulator {
         if cfg.idempotent {
             pq.next_seq = seq_add(pq.next_seq, records);
         }
-        pq.callbacks_hint = open.callbacks.len();
+        pq.callbacks_hint = open.deliveries.callbacks.len();
+        pq.tokens_hint = open.deliveries.tokens.len();
         let (id, created, reserved) = (open.id, open.created, open.reserved);
-        let slot = open.into_slot();
+        let slot = open.into_slot(cfg.handler.as_ref());
         pq.queued.push_back(Batch {
             id,
             topic: slot.topic.clone(),
@@ -744,7 +775,10 @@ impl Accumulator {
             if self.cfg.transactional {
                 f.abortable = Some(e.clone());
             }
-            f.resolved.push((open.into_slot(), BatchOutcome::Failed(e)));
+            f.resolved.push((
+                open.into_slot(self.cfg.handler.as_ref()),
+                BatchOutcome::Failed(e),
+            ));
         }
     }
 
@@ -770,7 +804,8 @@ impl Accumulator {
                         b.reset(opts);
                     }
                     let (id, reserved) = (open.id, open.reserved);
-                    failed.push((id, reserved, open.into_slot(), error.clone()));
+                    let slot = open.into_slot(self.cfg.handler.as_ref());
+                    failed.push((id, reserved, slot, error.clone()));
                 }
                 for b in pq.queued.drain(..) {
                     let e = if b.ambiguous {
@@ -851,7 +886,8 @@ impl Accumulator {
                         if transactional {
                             f.abortable = Some(e.clone());
                         }
-                        f.resolved.push((open.into_slot(), BatchOutcome::Failed(e)));
+                        let slot = open.into_slot(self.cfg.handler.as_ref());
+                        f.resolved.push((slot, BatchOutcome::Failed(e)));
                     } else {
                         let at = open.created + timeout;
                         next = Some(next.map_or(at, |n| n.min(at)));

@@ -43,7 +43,7 @@ use kafka_core::codec::compression::{CompressionLevels, Compressor};
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
-pub use config::{Acks, ProducerConfig, PRODUCER_KEYS};
+pub use config::{Acks, DeliveryHandler, ProducerConfig, PRODUCER_KEYS};
 pub use error::{Error, Outcome, Result};
 pub use partitioner::{
     murmur2, partition_for_key, Choice, DefaultPartitioner, PartitionContext, Partitioner,
@@ -261,6 +261,7 @@ impl Producer {
             delivery_timeout: config.delivery_timeout,
             retries: config.retries,
             retry_backoff: config.client.retry_backoff,
+            handler: config.delivery_handler.clone().map(accumulator::Handler),
         };
         let seed = now_ms() as u64 ^ (std::process::id() as u64) << 32;
         let acc = Accumulator::new(
@@ -331,6 +332,23 @@ impl Producer {
         self.enqueue(record, Delivery::Callback(Box::new(callback)))
             .await
             .map(drop)
+    }
+
+    /// Queues a record like [`send`](Self::send); its outcome goes, with `token`, to the
+    /// [`DeliveryHandler`] of the configuration
+    /// ([`ProducerConfig::delivery_handler`]): librdkafka's delivery reports with an opaque,
+    /// and the cheapest way to track every record (nothing allocated per record). Fails with
+    /// [`Error::Config`] when no handler is configured. When this returns an error the record
+    /// was not queued and the handler is not called for it.
+    pub async fn send_with_token(&self, record: ProducerRecord, token: u64) -> Result<()> {
+        if self.inner.config.delivery_handler.is_none() {
+            return Err(Error::Config {
+                reason:
+                    "send_with_token needs a delivery handler (ProducerConfig::delivery_handler)"
+                        .into(),
+            });
+        }
+        self.enqueue(record, Delivery::Token(token)).await.map(drop)
     }
 
     /// Queues many records; one result per record, in order.

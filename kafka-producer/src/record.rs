@@ -8,6 +8,7 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 
+use crate::config::DeliveryHandler;
 use crate::error::Error;
 
 /// One header of a record.
@@ -125,11 +126,27 @@ pub(crate) struct PendingCallback {
     pub(crate) callback: Callback,
 }
 
+/// A token-tracked record ([`Producer::send_with_token`](crate::Producer::send_with_token)).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PendingToken {
+    pub(crate) offset_delta: i32,
+    pub(crate) timestamp: i64,
+    pub(crate) token: u64,
+}
+
+/// How the records of one batch learn their outcome besides their futures.
+#[derive(Default)]
+pub(crate) struct Deliveries {
+    pub(crate) callbacks: Vec<PendingCallback>,
+    pub(crate) tokens: Vec<PendingToken>,
+}
+
 #[derive(Default)]
 struct SlotState {
     outcome: Option<BatchOutcome>,
     wakers: Vec<Waker>,
-    callbacks: Vec<PendingCallback>,
+    deliveries: Deliveries,
+    handler: Option<Arc<dyn DeliveryHandler>>,
 }
 
 impl std::fmt::Debug for SlotState {
@@ -137,7 +154,8 @@ impl std::fmt::Debug for SlotState {
         f.debug_struct("SlotState")
             .field("outcome", &self.outcome)
             .field("wakers", &self.wakers.len())
-            .field("callbacks", &self.callbacks.len())
+            .field("callbacks", &self.deliveries.callbacks.len())
+            .field("tokens", &self.deliveries.tokens.len())
             .finish()
     }
 }
@@ -164,20 +182,28 @@ impl BatchSlot {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands over the callbacks of the batch's records (in offset order), called by
-    /// [`complete`](Self::complete). Once per batch, when it stops being open.
-    pub(crate) fn attach_callbacks(&self, callbacks: Vec<PendingCallback>) {
-        if !callbacks.is_empty() {
-            self.lock().callbacks = callbacks;
+    /// Hands over the callbacks and tokens of the batch's records (in offset order) and the
+    /// handler of the tokens, for [`complete`](Self::complete). Once per batch, when it stops
+    /// being open.
+    pub(crate) fn attach(
+        &self,
+        deliveries: Deliveries,
+        handler: Option<&Arc<dyn DeliveryHandler>>,
+    ) {
+        if deliveries.callbacks.is_empty() && deliveries.tokens.is_empty() {
+            return;
         }
+        let mut s = self.lock();
+        s.deliveries = deliveries;
+        s.handler = handler.cloned();
     }
 
     /// Sets the outcome (the first one wins), wakes every waiting record and calls every
-    /// callback, in offset order, outside the slot's lock. The caller must hold no other
-    /// lock either: a callback is the application's code. A callback that panics is
-    /// logged; the others still run.
+    /// callback, then the handler for every token, in offset order, outside the slot's lock.
+    /// The caller must hold no other lock either: callbacks are the application's code. A
+    /// callback or handler that panics is logged; the others still run.
     pub(crate) fn complete(&self, outcome: BatchOutcome) {
-        let (wakers, callbacks) = {
+        let (wakers, deliveries, handler) = {
             let mut s = self.lock();
             if s.outcome.is_some() {
                 return;
@@ -185,13 +211,14 @@ impl BatchSlot {
             s.outcome = Some(outcome.clone());
             (
                 std::mem::take(&mut s.wakers),
-                std::mem::take(&mut s.callbacks),
+                std::mem::take(&mut s.deliveries),
+                s.handler.take(),
             )
         };
         for w in wakers {
             w.wake();
         }
-        for c in callbacks {
+        for c in deliveries.callbacks {
             let result = resolve(
                 &self.topic,
                 self.partition,
@@ -200,15 +227,30 @@ impl BatchSlot {
                 &outcome,
             );
             let callback = c.callback;
-            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || callback(result)))
-                .is_err()
-            {
-                tracing::error!(
-                    topic = %self.topic,
-                    partition = self.partition,
-                    "a delivery callback panicked"
+            self.guard("callback", move || callback(result));
+        }
+        if let Some(handler) = handler {
+            for t in deliveries.tokens {
+                let result = resolve(
+                    &self.topic,
+                    self.partition,
+                    t.offset_delta,
+                    t.timestamp,
+                    &outcome,
                 );
+                self.guard("delivery handler", || handler.delivered(result, t.token));
             }
+        }
+    }
+
+    /// Runs application code, logging a panic instead of unwinding into the sender.
+    fn guard(&self, what: &str, f: impl FnOnce()) {
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err() {
+            tracing::error!(
+                topic = %self.topic,
+                partition = self.partition,
+                "a {what} panicked"
+            );
         }
     }
 }

@@ -24,6 +24,7 @@ fn cfg() -> AccumulatorConfig {
         delivery_timeout: Duration::from_secs(10),
         retries: u32::MAX,
         retry_backoff: BackoffConfig::default(),
+        handler: None,
     }
 }
 
@@ -444,4 +445,68 @@ fn topic_hasher_spreads_similar_names() {
     ];
     let hashes: BTreeSet<u64> = names.iter().map(|n| b.hash_one(n)).collect();
     assert_eq!(hashes.len(), names.len());
+}
+
+#[test]
+fn tokens_reach_the_handler_in_offset_order_after_the_ack_or_with_the_failure() {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let handler = move |r: Result<crate::RecordMetadata, Error>, token: u64| {
+        s.lock()
+            .unwrap()
+            .push((token, r.map(|m| m.offset).map_err(|e| e.to_string())));
+    };
+    let mut a = Accumulator::new(
+        AccumulatorConfig {
+            handler: Some(Handler(Arc::new(handler))),
+            ..cfg()
+        },
+        Compressor::new(),
+        42,
+    );
+    a.producer = ProducerIdentity { id: 7, epoch: 3 };
+    a.ensure_topic("t", 2);
+    let t0 = Instant::now();
+    let token = |a: &mut Accumulator, p: i32, token: u64| {
+        a.append(
+            "t",
+            |_| Ok(Some(p)),
+            Vec::new,
+            false,
+            RecordParts {
+                timestamp: 5,
+                key: None,
+                value: Some(b"v"),
+                headers: &[],
+            },
+            20,
+            || t0,
+            Delivery::Token(token),
+        )
+        .unwrap()
+    };
+    for t in [10, 11, 12] {
+        assert!(token(&mut a, 0, t).future.is_none());
+    }
+    // Partition 1's record is still open when the producer fails what is unsent.
+    token(&mut a, 1, 99);
+    let jobs = drain(&mut a, t0 + Duration::from_millis(6));
+    assert!(seen.lock().unwrap().is_empty(), "nothing before the ack");
+    let mut mine = Vec::new();
+    for j in jobs {
+        for b in j.batches {
+            if b.partition == 0 {
+                mine.push((b, written()));
+            } else {
+                a.requeue(b, t0, "test".into());
+            }
+        }
+        a.complete(j.node, std::mem::take(&mut mine), t0).resolve();
+    }
+    a.fail_unsent(&Error::Closed).resolve();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen[..3], [(10, Ok(100)), (11, Ok(101)), (12, Ok(102))]);
+    assert_eq!(seen.len(), 4);
+    assert_eq!(seen[3].0, 99);
+    assert!(seen[3].1.is_err());
 }

@@ -1,7 +1,7 @@
 //! Our own clients: `kafka-producer` (issue 4) and `kafka-consumer` (issue 5).
 //!
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kafka_consumer::{Consumer, ConsumerConfig, OffsetReset, TopicPartition};
@@ -16,14 +16,17 @@ use crate::live::driver::{
 use crate::live::measure::{AckLog, Progress};
 use crate::live::LiveError;
 
-/// `kafka-producer` through `Producer::send_with_callback` (Java's `send(record, callback)`):
-/// each record's callback logs its ack latency, the same shape as rdkafka's delivery
-/// callbacks, and our cheapest way to learn every outcome.
+/// `kafka-producer` through `Producer::send_with_token` and a `DeliveryHandler`: each
+/// record's token is its send time, and the handler logs its ack latency. The shape of
+/// rdkafka's delivery callbacks with an opaque, and our cheapest way to learn every outcome.
 pub struct OursProducer {
     producer: Producer,
     /// The topic as `&'static str`: a `ProducerRecord` takes `Cow<'static, str>`, and a
     /// service names its topics with constants; leaked once per run, not per record.
     topic: &'static str,
+    /// Where the handler logs (swapped per run, as rdkafka's context does).
+    log: Arc<Mutex<Arc<AckLog>>>,
+    base: Instant,
 }
 
 /// `kafka-producer` through `Producer::send`: each record's `DeliveryFuture` is awaited by a
@@ -33,6 +36,9 @@ pub struct OursFutureProducer(OursProducer);
 async fn connect_ours(job: &ProduceJob, name: &'static str) -> Result<OursProducer, LiveError> {
     let s = &job.spec;
     let servers: Vec<&str> = job.bootstrap.split(',').map(str::trim).collect();
+    let log = Arc::new(Mutex::new(Arc::new(AckLog::with_capacity(0))));
+    let base = Instant::now();
+    let handler_log = log.clone();
     let config = ProducerConfig::new(servers)
         .map_err(|e| LiveError::client(name, e))?
         .acks(match s.acks {
@@ -47,6 +53,19 @@ async fn connect_ours(job: &ProduceJob, name: &'static str) -> Result<OursProduc
             Compression::None => OurCompression::None,
             Compression::Lz4 => OurCompression::Lz4,
             Compression::Zstd => OurCompression::Zstd,
+        })
+        .delivery_handler(move |r: kafka_producer::Result<_>, sent_ns: u64| {
+            let log = handler_log
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            match r {
+                Ok(_) => {
+                    let now = base.elapsed().as_nanos() as u64;
+                    log.ack(Duration::from_nanos(now.saturating_sub(sent_ns)));
+                }
+                Err(e) => log.fail(e),
+            }
         });
     let producer = Producer::new(config)
         .await
@@ -54,6 +73,8 @@ async fn connect_ours(job: &ProduceJob, name: &'static str) -> Result<OursProduc
     Ok(OursProducer {
         producer,
         topic: Box::leak(s.common.topic.clone().into_boxed_str()),
+        log,
+        base,
     })
 }
 
@@ -74,17 +95,14 @@ impl LiveProducer for OursProducer {
         count: u64,
         acks: &Arc<AckLog>,
     ) -> Result<(), LiveError> {
+        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = acks.clone();
         for _ in 0..count {
-            let sent = Instant::now();
-            let log = acks.clone();
+            let sent_ns = self.base.elapsed().as_nanos() as u64;
             let queued = self
                 .producer
-                .send_with_callback(
+                .send_with_token(
                     ProducerRecord::new(self.topic, job.payload.clone()),
-                    move |r| match r {
-                        Ok(_) => log.ack(sent.elapsed()),
-                        Err(e) => log.fail(e),
-                    },
+                    sent_ns,
                 )
                 .await;
             if let Err(e) = queued {
