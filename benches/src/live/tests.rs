@@ -56,6 +56,7 @@ async fn peers_are_refused_in_a_build_without_them() {
 #[cfg(feature = "peers")]
 mod broker {
     use super::*;
+    use crate::live::args::ConsumeSpec;
     use crate::live::report::Value;
     use crate::live::setup;
 
