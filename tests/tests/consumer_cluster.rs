@@ -242,13 +242,29 @@ fn leader_killed_while_consuming_nothing_acknowledged_is_skipped() {
         .sum::<usize>();
     assert!(before > 0, "nothing consumed before the kill");
     k.kill_broker(victim);
-    std::thread::sleep(Duration::from_secs(8));
-    let during = consumed
-        .lock()
-        .unwrap()
-        .values()
-        .map(Vec::len)
-        .sum::<usize>();
+    // Records keep arriving once the controller has moved the victim's partitions (it notices
+    // a killed broker after broker.session.timeout.ms, 9 s by default) and the consumer has
+    // followed: wait for that, up to a minute on a loaded machine, rather than a fixed time.
+    let count = || {
+        consumed
+            .lock()
+            .unwrap()
+            .values()
+            .map(Vec::len)
+            .sum::<usize>()
+    };
+    let killed_at = Instant::now();
+    let mut during = count();
+    while during <= before && killed_at.elapsed() < Duration::from_secs(60) {
+        std::thread::sleep(Duration::from_millis(250));
+        during = count();
+    }
+    // And some more after the move, so that records from the new leaders are in the check.
+    let resumed_at = count();
+    let settle = Instant::now();
+    while count() <= resumed_at && settle.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(250));
+    }
     k.start_broker(victim);
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
