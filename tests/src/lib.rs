@@ -612,6 +612,30 @@ pub fn default_cluster() -> &'static Cluster {
     cluster(ClusterSpec::default())
 }
 
+/// Every record of `topic` from the beginning, as kcat (librdkafka) reads it: one line per
+/// record in kcat's `-f` `format`, nulls printed as `NULL` (`-Z`). `extra` are more kcat
+/// arguments (e.g. `-X isolation.level=read_committed`). Panics, naming kcat's error, when it
+/// fails.
+pub fn kcat_read(bootstrap: &str, topic: &str, extra: &[&str], format: &str) -> Vec<String> {
+    let out = Command::new("kcat")
+        .args(["-C", "-b", bootstrap, "-t", topic])
+        .args(["-o", "beginning", "-e", "-q", "-Z"])
+        .args(extra)
+        .args(["-f", format])
+        .output()
+        .expect("kcat is installed by scripts/setup");
+    assert!(
+        out.status.success(),
+        "kcat failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("kcat printed UTF-8")
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// A topic name no other test (in this or an earlier run against the same cluster) uses:
 /// `<prefix>-<pid>-<unix millis>-<counter>`.
 pub fn unique_topic(prefix: &str) -> String {

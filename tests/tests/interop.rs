@@ -1,7 +1,6 @@
 //! What our record-batch builder writes, other clients read back exactly: kcat (librdkafka)
 //! and Kafka's own Java console consumer, in every codec, through a real broker.
 
-use std::process::Command;
 use std::time::Duration;
 
 use kafka_core::client::{Client, ClientConfig, ConnectionClass, Target};
@@ -129,32 +128,7 @@ async fn produce(client: &Client, topic: &str, codec: Compression, recs: &[Rec])
 
 /// kcat's view: one line per record, `offset|key|value|headers`, NULL for nulls (-Z).
 fn kcat_read(bootstrap: &str, topic: &str) -> Vec<String> {
-    let out = Command::new("kcat")
-        .args([
-            "-C",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-Z",
-        ])
-        .args(["-f", "%o|%k|%s|%h\n"])
-        .output()
-        .expect("kcat is installed by scripts/setup");
-    assert!(
-        out.status.success(),
-        "kcat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    tests::kcat_read(bootstrap, topic, &[], "%o|%k|%s|%h\n")
 }
 
 fn kcat_expected(recs: &[Rec]) -> Vec<String> {

@@ -67,33 +67,7 @@ async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
 
 /// kcat's view of a topic: `partition|offset|key|value` per record.
 fn kcat_read(bootstrap: &str, topic: &str, extra: &[&str]) -> Vec<String> {
-    let out = Command::new("kcat")
-        .args([
-            "-C",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-            "-Z",
-        ])
-        .args(extra)
-        .args(["-f", "%p|%o|%k|%s\n"])
-        .output()
-        .expect("kcat is installed by scripts/setup");
-    assert!(
-        out.status.success(),
-        "kcat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_string)
-        .collect()
+    tests::kcat_read(bootstrap, topic, extra, "%p|%o|%k|%s\n")
 }
 
 fn config(kafka: &Cluster) -> ProducerConfig {

@@ -6,7 +6,6 @@
 //! The tests stop and start brokers, so they run one at a time (a process-wide lock).
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -95,29 +94,8 @@ fn topic_spec(name: &str, partitions: i32, replication: i16) -> CreatableTopic {
 
 /// `(partition, offset, value)` of every record, as kcat (librdkafka) reads them.
 fn kcat_read(bootstrap: &str, topic: &str) -> Vec<(i32, i64, String)> {
-    let out = Command::new("kcat")
-        .args([
-            "-C",
-            "-b",
-            bootstrap,
-            "-t",
-            topic,
-            "-o",
-            "beginning",
-            "-e",
-            "-q",
-        ])
-        .args(["-f", "%p|%o|%s\n"])
-        .output()
-        .expect("kcat is installed by scripts/setup");
-    assert!(
-        out.status.success(),
-        "kcat failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    tests::kcat_read(bootstrap, topic, &[], "%p|%o|%s\n")
+        .iter()
         .map(|l| {
             let f: Vec<&str> = l.splitn(3, '|').collect();
             (
