@@ -219,27 +219,44 @@ impl BatchSlot {
             w.wake();
         }
         for c in deliveries.callbacks {
-            let result = resolve(
-                &self.topic,
-                self.partition,
-                c.offset_delta,
-                c.timestamp,
-                &outcome,
-            );
+            let result = self.record_outcome(c.offset_delta, c.timestamp, &outcome);
             let callback = c.callback;
             self.guard("callback", move || callback(result));
         }
         if let Some(handler) = handler {
             for t in deliveries.tokens {
-                let result = resolve(
-                    &self.topic,
-                    self.partition,
-                    t.offset_delta,
-                    t.timestamp,
-                    &outcome,
-                );
+                let result = self.record_outcome(t.offset_delta, t.timestamp, &outcome);
                 self.guard("delivery handler", || handler.delivered(result, t.token));
             }
+        }
+    }
+
+    /// A record's outcome from its batch's.
+    fn record_outcome(
+        &self,
+        offset_delta: i32,
+        timestamp: i64,
+        outcome: &BatchOutcome,
+    ) -> Result<RecordMetadata, Error> {
+        match outcome {
+            BatchOutcome::Written {
+                base_offset,
+                log_append_time,
+            } => Ok(RecordMetadata {
+                topic: self.topic.clone(),
+                partition: self.partition,
+                offset: if *base_offset < 0 {
+                    -1
+                } else {
+                    base_offset + i64::from(offset_delta)
+                },
+                timestamp: if *log_append_time >= 0 {
+                    *log_append_time
+                } else {
+                    timestamp
+                },
+            }),
+            BatchOutcome::Failed(e) => Err(e.clone()),
         }
     }
 
@@ -252,36 +269,6 @@ impl BatchSlot {
                 "a {what} panicked"
             );
         }
-    }
-}
-
-/// A record's outcome from its batch's.
-fn resolve(
-    topic: &Arc<str>,
-    partition: i32,
-    offset_delta: i32,
-    timestamp: i64,
-    outcome: &BatchOutcome,
-) -> Result<RecordMetadata, Error> {
-    match outcome {
-        BatchOutcome::Written {
-            base_offset,
-            log_append_time,
-        } => Ok(RecordMetadata {
-            topic: topic.clone(),
-            partition,
-            offset: if *base_offset < 0 {
-                -1
-            } else {
-                base_offset + i64::from(offset_delta)
-            },
-            timestamp: if *log_append_time >= 0 {
-                *log_append_time
-            } else {
-                timestamp
-            },
-        }),
-        BatchOutcome::Failed(e) => Err(e.clone()),
     }
 }
 
@@ -319,13 +306,10 @@ impl Future for DeliveryFuture {
             Some(outcome) => {
                 let outcome = outcome.clone();
                 drop(s);
-                Poll::Ready(resolve(
-                    &self.slot.topic,
-                    self.slot.partition,
-                    self.offset_delta,
-                    self.timestamp,
-                    &outcome,
-                ))
+                Poll::Ready(
+                    self.slot
+                        .record_outcome(self.offset_delta, self.timestamp, &outcome),
+                )
             }
             None => {
                 // Only the last waker is compared: scanning all would cost O(records) per
