@@ -1104,14 +1104,24 @@ async fn producers_and_transactions() {
         ],
     );
 
-    let d = admin
-        .describe_transactions(&[&txn])
-        .await
-        .unwrap()
-        .into_result()
-        .unwrap();
-    let d = &d[&txn];
-    assert!(d.state == "CompleteCommit" || d.state == "Empty", "{d:?}");
+    // EndTxn answers once the commit is prepared; the coordinator writes the markers and
+    // moves to CompleteCommit a moment later, so PrepareCommit may still be seen here.
+    let d = eventually("transaction completes its commit", || async {
+        let d = admin
+            .describe_transactions(&[&txn])
+            .await
+            .unwrap()
+            .into_result()
+            .unwrap();
+        let d = d[&txn].clone();
+        assert!(
+            ["PrepareCommit", "CompleteCommit", "Empty"].contains(&d.state.as_str()),
+            "{d:?}"
+        );
+        (d.state != "PrepareCommit").then_some(d)
+    })
+    .await;
+    let d = &d;
     assert!(d.producer_id >= 0);
     let listed = admin
         .list_transactions(&ListTransactionsFilter::default())
@@ -1132,20 +1142,28 @@ async fn producers_and_transactions() {
     );
     assert!(java.contains(&d.producer_id.to_string()), "{java}");
 
-    let producers = admin
-        .describe_producers(&[tp(&topic, 0)])
-        .await
-        .unwrap()
-        .into_result()
-        .unwrap();
-    let active = &producers[&tp(&topic, 0)];
+    // The coordinator logs CompleteCommit once the partition leaders have written the
+    // markers, but the leader's producer state is read separately: poll it too.
+    let active = eventually(
+        "the commit marker closes the partition's transaction",
+        || async {
+            let producers = admin
+                .describe_producers(&[tp(&topic, 0)])
+                .await
+                .unwrap()
+                .into_result()
+                .unwrap();
+            let active = producers[&tp(&topic, 0)].clone();
+            active
+                .iter()
+                .all(|p| p.current_txn_start_offset.is_none())
+                .then_some(active)
+        },
+    )
+    .await;
     assert!(
         active.iter().any(|p| p.producer_id == d.producer_id),
         "{active:?}"
-    );
-    assert!(
-        active.iter().all(|p| p.current_txn_start_offset.is_none()),
-        "no open transaction: {active:?}"
     );
 
     let fenced = admin
