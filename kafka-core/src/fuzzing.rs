@@ -87,11 +87,19 @@ pub fn response(data: &[u8]) {
 /// Reads `data` as the `records` field of a fetch response and touches every part of every
 /// record. The first byte picks a mode: raw bytes with CRC checks on or off, or the rest of
 /// the input wrapped as the (compressed) records section of a well-formed magic 2 batch with a
-/// correct CRC, so the fuzzer reaches each codec's decompressor and the record parser.
+/// correct CRC, so the fuzzer reaches each codec's decompressor and the record parser. Also checks
+/// our CRC-32C against the reference crate on the whole input.
 pub fn record_batches(data: &[u8]) {
     use crate::codec::compression::Compression;
     use crate::codec::records::BatchDecoder;
 
+    // Our CRC-32C (a hybrid with `unsafe` SIMD where the CPU has it) agrees with the
+    // reference crate on every input; the hybrid is called directly from 544 bytes on.
+    let reference = crate::codec::crc::crc32c_reference(data);
+    assert_eq!(crate::codec::crc::crc32c(data), reference);
+    if let Some(hybrid) = crate::codec::crc::crc32c_hybrid(data) {
+        assert_eq!(hybrid, reference);
+    }
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };

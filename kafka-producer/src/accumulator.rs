@@ -390,7 +390,7 @@ pub(crate) fn restamp(batch: &Bytes, producer: ProducerIdentity, base_seq: i32) 
     b[PRODUCER_ID_OFFSET + 8..PRODUCER_ID_OFFSET + 10]
         .copy_from_slice(&producer.epoch.to_be_bytes());
     b[PRODUCER_ID_OFFSET + 10..PRODUCER_ID_OFFSET + 14].copy_from_slice(&base_seq.to_be_bytes());
-    let crc = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+    let crc = kafka_core::codec::crc::crc32c(&b[ATTRIBUTES_OFFSET..]);
     b[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     b.freeze()
 }

@@ -5,9 +5,11 @@
 //! * [`schema`]: the response walker that keeps hostile input away from `kafka-protocol`.
 //! * [`varint`]: Kafka's varints.
 //! * [`compression`]: record-batch compression codecs.
+//! * [`crc`]: CRC-32C, the record-batch checksum (the crate's one module with `unsafe`).
 //! * [`records`]: record batches (magic 2) and legacy message sets (magic 0 and 1).
 
 pub mod compression;
+pub mod crc;
 pub mod frame;
 pub mod message;
 pub mod records;

@@ -441,7 +441,7 @@ impl RecordBatchBuilder {
             h.put_i32(self.count);
         }
         self.buf[..RECORD_BATCH_OVERHEAD].copy_from_slice(&header);
-        let crc = crc32c::crc32c(&self.buf[ATTRIBUTES_OFFSET..self.pos]);
+        let crc = crate::codec::crc::crc32c(&self.buf[ATTRIBUTES_OFFSET..self.pos]);
         self.buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
         self.buf.truncate(self.pos);
         let batch = self.buf.split().freeze();

@@ -106,7 +106,7 @@ impl BatchDecoder {
             record_count: be_i32(b, 57),
         };
         if self.verify_crc {
-            let computed = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+            let computed = crate::codec::crc::crc32c(&b[ATTRIBUTES_OFFSET..]);
             if computed != header.crc {
                 return Err(CodecError::CrcMismatch {
                     base_offset,
