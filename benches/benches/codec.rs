@@ -369,7 +369,7 @@ fn ab() {
 
 /// `CODEC_PROFILE=<op>` (`encode-ours`, `encode-kafka-protocol`, `decode-ours`,
 /// `decode-kafka-protocol`) runs only that operation on `record_batch`/none, `CODEC_AB_ROUNDS`
-/// times, and prints the best and mean time: a loop to put under `perf`.
+/// times, and prints the best time, percentiles and the mean: a loop to put under `perf`.
 fn profile(op: &str) {
     let rounds: usize = std::env::var("CODEC_AB_ROUNDS")
         .ok()
@@ -389,7 +389,7 @@ fn profile(op: &str) {
         compression: kp::Compression::None,
     };
     let mut out = BytesMut::with_capacity(batch.len() * 2);
-    let mut best = std::time::Duration::MAX;
+    let mut times = Vec::with_capacity(rounds);
     let start = std::time::Instant::now();
     for _ in 0..rounds {
         let t = std::time::Instant::now();
@@ -410,11 +410,20 @@ fn profile(op: &str) {
             }
             other => panic!("unknown CODEC_PROFILE operation {other}"),
         }
-        best = best.min(t.elapsed());
+        times.push(t.elapsed());
     }
+    if times.is_empty() {
+        return;
+    }
+    let mean = start.elapsed() / rounds as u32;
+    times.sort_unstable();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
     println!(
-        "{op}: best {best:?}, mean {:?}",
-        start.elapsed() / rounds.max(1) as u32
+        "{op}: best {:?}, p10 {:?}, p50 {:?}, p90 {:?}, mean {mean:?}",
+        at(0.0),
+        at(0.1),
+        at(0.5),
+        at(0.9)
     );
 }
 
