@@ -7,7 +7,9 @@
 //! - Sequence numbers are per partition and assigned when a batch is sealed, in append order.
 //!   A retried batch keeps its sequence (and its bytes), so the broker deduplicates it.
 //! - With idempotence, a partition whose batch is being retried sends one batch at a time
-//!   until that batch succeeds, so retries never reorder.
+//!   until that batch succeeds, so retries never reorder; so does a partition with no batch
+//!   acknowledged under the current epoch (a broker without our sequence state there would
+//!   take later batches ahead of a refused first one).
 //! - A batch that may be in the log is never re-stamped with a new epoch: it is failed as
 //!   possibly persisted instead, so a retry can never write a record twice.
 
@@ -968,6 +970,15 @@ impl Accumulator {
                 if pq.retrying && pq.in_flight > 0 {
                     continue;
                 }
+                // Until the broker has acknowledged a batch of this partition under the current
+                // epoch, it holds no sequence state for us there, and a broker without state
+                // takes *any* sequence: were the first batch refused (the partition not yet
+                // loaded after a topic is created, a leader move) while the next ones were in
+                // flight, those would be written ahead of it and it could never follow them.
+                // So the first batch goes alone; the rest follow its acknowledgement.
+                if cfg.idempotent && pq.last_acked_seq < 0 && pq.in_flight > 0 {
+                    continue;
+                }
                 if cfg.idempotent && pq.in_flight >= cfg.max_in_flight {
                     continue;
                 }
@@ -1142,16 +1153,18 @@ impl Accumulator {
                             ));
                         }
                         KafkaCode::OutOfOrderSequenceNumber
-                            if batch.base_seq != seq_add(last_acked, 1) =>
+                            if seq_before(seq_add(last_acked, 1), batch.base_seq) =>
                         {
                             // An earlier batch of this partition is being retried: this one
                             // was refused only because it came too early.
                             self.retry_or_fail(batch, now, text, None, &mut f);
                         }
                         KafkaCode::OutOfOrderSequenceNumber | KafkaCode::UnknownProducerId => {
-                            // The broker lost our sequence state; nothing of this batch was
-                            // written. Fail it only if it ran out of time, else retry it with
-                            // a bumped epoch.
+                            // The broker lost our sequence state, or (the batch's sequence is
+                            // behind the last acknowledged one) took later batches without
+                            // state and can never take this one under this epoch. Nothing of
+                            // this batch was written. Fail it only if it ran out of time, else
+                            // retry it with a bumped epoch.
                             if transactional {
                                 let e = self.broker_error(&batch, code, message);
                                 f.abortable = Some(e.clone());

@@ -135,10 +135,106 @@ fn sequences_are_consecutive_per_partition_and_linger_is_honoured() {
     assert!(a.is_empty());
 }
 
+/// Sends one batch of two records to partition 0 and acknowledges it: the broker now has
+/// sequence state for the partition, and later batches may be in flight together.
+fn first_batch_acknowledged(a: &mut Accumulator, now: Instant) {
+    for _ in 0..2 {
+        drop(append(a, 0, now));
+    }
+    a.begin_flush();
+    let jobs = drain(a, now);
+    assert_eq!(jobs.len(), 1);
+    for j in jobs {
+        a.complete(
+            j.node,
+            j.batches.into_iter().map(|b| (b, written())).collect(),
+            now,
+        );
+    }
+}
+
+#[test]
+fn the_first_batch_of_a_partition_goes_alone_until_acknowledged() {
+    let mut a = acc();
+    let t0 = Instant::now();
+    for _ in 0..6 {
+        drop(append(&mut a, 0, t0));
+    }
+    a.begin_flush();
+    let first = drain(&mut a, t0);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].batches.len(), 1);
+    assert_eq!(first[0].batches[0].base_seq, 0);
+    assert!(
+        drain(&mut a, t0).is_empty(),
+        "nothing more until the broker has our sequence state"
+    );
+    for j in first {
+        a.complete(
+            j.node,
+            j.batches.into_iter().map(|b| (b, written())).collect(),
+            t0,
+        );
+    }
+    // Then the other two together.
+    let seqs: Vec<i32> = (0..2)
+        .flat_map(|_| drain(&mut a, t0))
+        .flat_map(|j| j.batches.into_iter().map(|b| b.base_seq))
+        .collect();
+    assert_eq!(seqs, [2, 4]);
+}
+
+#[test]
+fn a_batch_behind_later_acknowledged_ones_bumps_the_epoch_instead_of_waiting_for_its_turn() {
+    // A broker that lost our state (or never had it) took B while A was refused: A's sequence
+    // is now behind the partition's, and OUT_OF_ORDER_SEQUENCE for it will never go away.
+    let mut a = acc();
+    let t0 = Instant::now();
+    first_batch_acknowledged(&mut a, t0);
+    for _ in 0..4 {
+        drop(append(&mut a, 0, t0));
+    }
+    a.begin_flush();
+    let ja = drain(&mut a, t0).pop().unwrap();
+    let jb = drain(&mut a, t0).pop().unwrap();
+    let code = |c| BatchResult::Code {
+        code: c,
+        message: None,
+    };
+    a.complete(
+        ja.node,
+        ja.batches
+            .into_iter()
+            .map(|b| (b, code(KafkaCode::NotLeaderOrFollower)))
+            .collect(),
+        t0,
+    );
+    a.complete(
+        jb.node,
+        jb.batches.into_iter().map(|b| (b, written())).collect(),
+        t0,
+    );
+    let later = t0 + Duration::from_secs(2);
+    let retry = drain(&mut a, later).pop().unwrap();
+    assert_eq!(retry.batches[0].base_seq, 2);
+    let f = a.complete(
+        retry.node,
+        retry
+            .batches
+            .into_iter()
+            .map(|b| (b, code(KafkaCode::OutOfOrderSequenceNumber)))
+            .collect(),
+        later,
+    );
+    assert!(f.bump_epoch, "behind the acknowledged sequence: bump");
+    assert_eq!(f.failed, 0, "not written, so retried under the new epoch");
+}
+
 #[test]
 fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
     let mut a = acc();
     let t0 = Instant::now();
+    first_batch_acknowledged(&mut a, t0);
     for _ in 0..6 {
         drop(append(&mut a, 0, t0));
     }
@@ -211,7 +307,7 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
             );
         }
     }
-    assert_eq!(seqs, [2, 4]);
+    assert_eq!(seqs, [4, 6]);
     assert!(a.is_empty());
 }
 
