@@ -322,6 +322,11 @@ pub(crate) struct Followups {
     /// and buffer space are updated (so a caller woken by its record sees them) and outside
     /// the accumulator's lock.
     pub(crate) resolved: Vec<(Arc<BatchSlot>, BatchOutcome)>,
+    /// Ids of those batches: still counted as outstanding (by `flushed` and `is_empty`) until
+    /// [`Accumulator::settle`] is called with them *after* `resolve`, so that `flush` and
+    /// `close` return only once every delivery callback and handler of theirs has run (as
+    /// Java's `flush` does).
+    pub(crate) settled: Vec<u64>,
 }
 
 impl Followups {
@@ -717,7 +722,14 @@ impl Accumulator {
         last
     }
 
-    /// Whether every batch up to `id` has its outcome.
+    /// Forgets batches whose outcomes have been delivered (see `Followups::settled`).
+    pub(crate) fn settle(&mut self, ids: &[u64]) {
+        for id in ids {
+            self.outstanding.remove(id);
+        }
+    }
+
+    /// Whether every batch up to `id` has its outcome, delivered.
     pub(crate) fn flushed(&self, id: u64) -> bool {
         self.outstanding.first().is_none_or(|&first| first > id)
     }
@@ -770,7 +782,7 @@ impl Accumulator {
     /// Fails the batches that could not be sealed (their records were never sent).
     fn fail_unsealable(&mut self, f: &mut Followups) {
         for (open, e) in std::mem::take(&mut self.unsealable) {
-            self.outstanding.remove(&open.id);
+            f.settled.push(open.id);
             self.buffered_bytes = self.buffered_bytes.saturating_sub(open.reserved);
             f.released += open.reserved;
             f.failed += 1;
@@ -788,7 +800,7 @@ impl Accumulator {
         f.released += batch.reserved;
         f.failed += 1;
         self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
-        self.outstanding.remove(&batch.id);
+        f.settled.push(batch.id);
         f.resolved.push((batch.slot, BatchOutcome::Failed(error)));
     }
 
@@ -833,7 +845,7 @@ impl Accumulator {
             f.released += reserved;
             f.failed += 1;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(reserved);
-            self.outstanding.remove(&id);
+            f.settled.push(id);
             f.resolved.push((slot, BatchOutcome::Failed(e)));
         }
         f
@@ -874,7 +886,7 @@ impl Accumulator {
                             let opts = *b.options();
                             b.reset(opts);
                         }
-                        self.outstanding.remove(&open.id);
+                        f.settled.push(open.id);
                         self.buffered_bytes = self.buffered_bytes.saturating_sub(open.reserved);
                         f.released += open.reserved;
                         f.failed += 1;
@@ -1112,7 +1124,7 @@ impl Accumulator {
                     f.records_acked += batch.records as u64;
                     f.bytes_acked += batch.bytes.len() as u64;
                     self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
-                    self.outstanding.remove(&batch.id);
+                    f.settled.push(batch.id);
                     written.push(batch.bytes);
                     f.resolved.push((
                         batch.slot,
@@ -1143,7 +1155,7 @@ impl Accumulator {
                             f.records_acked += batch.records as u64;
                             self.buffered_bytes =
                                 self.buffered_bytes.saturating_sub(batch.reserved);
-                            self.outstanding.remove(&batch.id);
+                            f.settled.push(batch.id);
                             f.resolved.push((
                                 batch.slot,
                                 BatchOutcome::Written {

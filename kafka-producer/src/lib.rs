@@ -172,6 +172,11 @@ impl Inner {
             self.set_fatal(e);
         }
         f.resolve();
+        if !f.settled.is_empty() {
+            // Only now, with every callback and handler of these batches run, may `flush` and
+            // `close` see them as done.
+            self.lock_acc().settle(&f.settled);
+        }
         self.progress.notify_waiters();
     }
 

@@ -118,7 +118,8 @@ fn sequences_are_consecutive_per_partition_and_linger_is_honoured() {
                 seqs.push((seq, n));
             }
             let results = j.batches.into_iter().map(|b| (b, written())).collect();
-            a.complete(j.node, results, t1).resolve();
+            let f = a.complete(j.node, results, t1);
+            deliver(&mut a, f);
         }
     }
     let mut next = 0;
@@ -145,12 +146,47 @@ fn first_batch_acknowledged(a: &mut Accumulator, now: Instant) {
     let jobs = drain(a, now);
     assert_eq!(jobs.len(), 1);
     for j in jobs {
-        a.complete(
+        let f = a.complete(
             j.node,
             j.batches.into_iter().map(|b| (b, written())).collect(),
             now,
         );
+        deliver(a, f);
     }
+}
+
+/// What the producer does with a completion once the lock is released: wake the records and
+/// run their callbacks, then let `flush` and `close` count the batches as done.
+fn deliver(a: &mut Accumulator, mut f: Followups) -> Followups {
+    f.resolve();
+    a.settle(&f.settled);
+    f
+}
+
+#[test]
+fn flush_and_close_wait_until_the_outcomes_are_delivered() {
+    // The accumulator forgets a batch only when told its outcome reached the application:
+    // a `flush` woken between the two must not return.
+    let mut a = acc();
+    let t0 = Instant::now();
+    let mut fut = append(&mut a, 0, t0);
+    let id = a.begin_flush();
+    let j = drain(&mut a, t0).pop().unwrap();
+    let f = a.complete(
+        j.node,
+        j.batches.into_iter().map(|b| (b, written())).collect(),
+        t0,
+    );
+    assert!(
+        !a.flushed(id),
+        "completed, but the record has not been told yet"
+    );
+    assert!(!a.is_empty());
+    assert!(poll_now(&mut fut).is_none());
+    deliver(&mut a, f);
+    assert!(poll_now(&mut fut).is_some());
+    assert!(a.flushed(id));
+    assert!(a.is_empty());
 }
 
 #[test]
@@ -288,11 +324,12 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
         "one batch at a time while retrying"
     );
     let j = jobs.into_iter().next().unwrap();
-    a.complete(
+    let f = a.complete(
         j.node,
         j.batches.into_iter().map(|b| (b, written())).collect(),
         later,
     );
+    deliver(&mut a, f);
     // Then the rest, in sequence order.
     let mut seqs = Vec::new();
     for _ in 0..3 {
@@ -300,11 +337,12 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
             for b in &j.batches {
                 seqs.push(b.base_seq);
             }
-            a.complete(
+            let f = a.complete(
                 j.node,
                 j.batches.into_iter().map(|b| (b, written())).collect(),
                 later,
             );
+            deliver(&mut a, f);
         }
     }
     assert_eq!(seqs, [4, 6]);
