@@ -321,19 +321,21 @@ pub(crate) struct Followups {
     /// Batches with their outcome, resolved by [`resolve`](Self::resolve) once the counters
     /// and buffer space are updated (so a caller woken by its record sees them) and outside
     /// the accumulator's lock.
-    pub(crate) resolved: Vec<(Arc<BatchSlot>, BatchOutcome)>,
-    /// Ids of those batches: still counted as outstanding (by `flushed` and `is_empty`) until
-    /// [`Accumulator::settle`] is called with them *after* `resolve`, so that `flush` and
-    /// `close` return only once every delivery callback and handler of theirs has run (as
-    /// Java's `flush` does).
+    /// Each with its batch id: the accumulator still counts the batch as outstanding (for
+    /// `flushed` and `is_empty`) until [`Accumulator::settle`] is given the ids `resolve`
+    /// leaves in `settled`, so that `flush` and `close` return only once every delivery
+    /// callback and handler of the batch has run (as Java's `flush` does).
+    pub(crate) resolved: Vec<(u64, Arc<BatchSlot>, BatchOutcome)>,
+    /// Ids of the batches `resolve` delivered.
     pub(crate) settled: Vec<u64>,
 }
 
 impl Followups {
-    /// Wakes the records of every finished batch.
+    /// Wakes the records of every finished batch and runs their callbacks and handler calls.
     pub(crate) fn resolve(&mut self) {
-        for (slot, outcome) in self.resolved.drain(..) {
+        for (id, slot, outcome) in self.resolved.drain(..) {
             slot.complete(outcome);
+            self.settled.push(id);
         }
     }
 }
@@ -782,17 +784,15 @@ impl Accumulator {
     /// Fails the batches that could not be sealed (their records were never sent).
     fn fail_unsealable(&mut self, f: &mut Followups) {
         for (open, e) in std::mem::take(&mut self.unsealable) {
-            f.settled.push(open.id);
             self.buffered_bytes = self.buffered_bytes.saturating_sub(open.reserved);
             f.released += open.reserved;
             f.failed += 1;
             if self.cfg.transactional {
                 f.abortable = Some(e.clone());
             }
-            f.resolved.push((
-                open.into_slot(self.cfg.handler.as_ref()),
-                BatchOutcome::Failed(e),
-            ));
+            let id = open.id;
+            let slot = open.into_slot(self.cfg.handler.as_ref());
+            f.resolved.push((id, slot, BatchOutcome::Failed(e)));
         }
     }
 
@@ -800,8 +800,8 @@ impl Accumulator {
         f.released += batch.reserved;
         f.failed += 1;
         self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
-        f.settled.push(batch.id);
-        f.resolved.push((batch.slot, BatchOutcome::Failed(error)));
+        f.resolved
+            .push((batch.id, batch.slot, BatchOutcome::Failed(error)));
     }
 
     /// Fails everything not yet sent (open and queued batches) with `error` (abort, close,
@@ -845,8 +845,7 @@ impl Accumulator {
             f.released += reserved;
             f.failed += 1;
             self.buffered_bytes = self.buffered_bytes.saturating_sub(reserved);
-            f.settled.push(id);
-            f.resolved.push((slot, BatchOutcome::Failed(e)));
+            f.resolved.push((id, slot, BatchOutcome::Failed(e)));
         }
         f
     }
@@ -886,7 +885,6 @@ impl Accumulator {
                             let opts = *b.options();
                             b.reset(opts);
                         }
-                        f.settled.push(open.id);
                         self.buffered_bytes = self.buffered_bytes.saturating_sub(open.reserved);
                         f.released += open.reserved;
                         f.failed += 1;
@@ -900,8 +898,9 @@ impl Accumulator {
                         if transactional {
                             f.abortable = Some(e.clone());
                         }
+                        let id = open.id;
                         let slot = open.into_slot(self.cfg.handler.as_ref());
-                        f.resolved.push((slot, BatchOutcome::Failed(e)));
+                        f.resolved.push((id, slot, BatchOutcome::Failed(e)));
                     } else {
                         let at = open.created + timeout;
                         next = Some(next.map_or(at, |n| n.min(at)));
@@ -1124,9 +1123,9 @@ impl Accumulator {
                     f.records_acked += batch.records as u64;
                     f.bytes_acked += batch.bytes.len() as u64;
                     self.buffered_bytes = self.buffered_bytes.saturating_sub(batch.reserved);
-                    f.settled.push(batch.id);
                     written.push(batch.bytes);
                     f.resolved.push((
+                        batch.id,
                         batch.slot,
                         BatchOutcome::Written {
                             base_offset,
@@ -1155,8 +1154,8 @@ impl Accumulator {
                             f.records_acked += batch.records as u64;
                             self.buffered_bytes =
                                 self.buffered_bytes.saturating_sub(batch.reserved);
-                            f.settled.push(batch.id);
                             f.resolved.push((
+                                batch.id,
                                 batch.slot,
                                 BatchOutcome::Written {
                                     base_offset: -1,

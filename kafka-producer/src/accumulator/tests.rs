@@ -81,6 +81,25 @@ fn written() -> BatchResult {
     }
 }
 
+/// A broker error for a batch.
+fn refused(code: KafkaCode) -> BatchResult {
+    BatchResult::Code {
+        code,
+        message: None,
+    }
+}
+
+/// Answers every batch of `job` with `result`.
+fn answer(
+    a: &mut Accumulator,
+    job: ProduceJob,
+    result: impl Fn() -> BatchResult,
+    now: Instant,
+) -> Followups {
+    let results = job.batches.into_iter().map(|b| (b, result())).collect();
+    a.complete(job.node, results, now)
+}
+
 fn poll_now(f: &mut DeliveryFuture) -> Option<Result<crate::RecordMetadata, Error>> {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
@@ -146,11 +165,7 @@ fn first_batch_acknowledged(a: &mut Accumulator, now: Instant) {
     let jobs = drain(a, now);
     assert_eq!(jobs.len(), 1);
     for j in jobs {
-        let f = a.complete(
-            j.node,
-            j.batches.into_iter().map(|b| (b, written())).collect(),
-            now,
-        );
+        let f = answer(a, j, written, now);
         deliver(a, f);
     }
 }
@@ -172,11 +187,7 @@ fn flush_and_close_wait_until_the_outcomes_are_delivered() {
     let mut fut = append(&mut a, 0, t0);
     let id = a.begin_flush();
     let j = drain(&mut a, t0).pop().unwrap();
-    let f = a.complete(
-        j.node,
-        j.batches.into_iter().map(|b| (b, written())).collect(),
-        t0,
-    );
+    let f = answer(&mut a, j, written, t0);
     assert!(
         !a.flushed(id),
         "completed, but the record has not been told yet"
@@ -206,11 +217,7 @@ fn the_first_batch_of_a_partition_goes_alone_until_acknowledged() {
         "nothing more until the broker has our sequence state"
     );
     for j in first {
-        a.complete(
-            j.node,
-            j.batches.into_iter().map(|b| (b, written())).collect(),
-            t0,
-        );
+        answer(&mut a, j, written, t0);
     }
     // Then the other two together.
     let seqs: Vec<i32> = (0..2)
@@ -233,33 +240,15 @@ fn a_batch_behind_later_acknowledged_ones_bumps_the_epoch_instead_of_waiting_for
     a.begin_flush();
     let ja = drain(&mut a, t0).pop().unwrap();
     let jb = drain(&mut a, t0).pop().unwrap();
-    let code = |c| BatchResult::Code {
-        code: c,
-        message: None,
-    };
-    a.complete(
-        ja.node,
-        ja.batches
-            .into_iter()
-            .map(|b| (b, code(KafkaCode::NotLeaderOrFollower)))
-            .collect(),
-        t0,
-    );
-    a.complete(
-        jb.node,
-        jb.batches.into_iter().map(|b| (b, written())).collect(),
-        t0,
-    );
+    answer(&mut a, ja, || refused(KafkaCode::NotLeaderOrFollower), t0);
+    answer(&mut a, jb, written, t0);
     let later = t0 + Duration::from_secs(2);
     let retry = drain(&mut a, later).pop().unwrap();
     assert_eq!(retry.batches[0].base_seq, 2);
-    let f = a.complete(
-        retry.node,
-        retry
-            .batches
-            .into_iter()
-            .map(|b| (b, code(KafkaCode::OutOfOrderSequenceNumber)))
-            .collect(),
+    let f = answer(
+        &mut a,
+        retry,
+        || refused(KafkaCode::OutOfOrderSequenceNumber),
         later,
     );
     assert!(f.bump_epoch, "behind the acknowledged sequence: bump");
@@ -286,26 +275,13 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
     // The first fails with NOT_LEADER, the later ones with OUT_OF_ORDER_SEQUENCE.
     let mut it = in_flight.into_iter();
     let j = it.next().unwrap();
-    let code = |c| BatchResult::Code {
-        code: c,
-        message: None,
-    };
-    let f = a.complete(
-        j.node,
-        j.batches
-            .into_iter()
-            .map(|b| (b, code(KafkaCode::NotLeaderOrFollower)))
-            .collect(),
-        t0,
-    );
+    let f = answer(&mut a, j, || refused(KafkaCode::NotLeaderOrFollower), t0);
     assert!(f.refresh_metadata);
     for j in it {
-        let f = a.complete(
-            j.node,
-            j.batches
-                .into_iter()
-                .map(|b| (b, code(KafkaCode::OutOfOrderSequenceNumber)))
-                .collect(),
+        let f = answer(
+            &mut a,
+            j,
+            || refused(KafkaCode::OutOfOrderSequenceNumber),
             t0,
         );
         assert!(
@@ -324,11 +300,7 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
         "one batch at a time while retrying"
     );
     let j = jobs.into_iter().next().unwrap();
-    let f = a.complete(
-        j.node,
-        j.batches.into_iter().map(|b| (b, written())).collect(),
-        later,
-    );
+    let f = answer(&mut a, j, written, later);
     deliver(&mut a, f);
     // Then the rest, in sequence order.
     let mut seqs = Vec::new();
@@ -337,11 +309,7 @@ fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
             for b in &j.batches {
                 seqs.push(b.base_seq);
             }
-            let f = a.complete(
-                j.node,
-                j.batches.into_iter().map(|b| (b, written())).collect(),
-                later,
-            );
+            let f = answer(&mut a, j, written, later);
             deliver(&mut a, f);
         }
     }
