@@ -251,6 +251,9 @@ async fn configs_describe_alter_append_delete_and_validate() {
         .unwrap()
         .into_result()
         .unwrap();
+    // CreateTopics answers once the controller has the topic; a broker may not have it yet
+    // and would answer DescribeConfigs with UNKNOWN_TOPIC_OR_PARTITION.
+    wait_for_leaders(admin.client(), &name, 1).await;
     let topic = ConfigResource::Topic(name.clone());
 
     let e = admin
