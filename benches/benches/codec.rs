@@ -425,6 +425,10 @@ fn profile(op: &str) {
         at(0.5),
         at(0.9)
     );
+    if std::env::var_os("CODEC_PROFILE_DECILES").is_some() {
+        let d: Vec<_> = (1..20).map(|i| at(i as f64 / 20.0)).collect();
+        println!("{op}: every 5%: {d:?}");
+    }
 }
 
 fn main() {

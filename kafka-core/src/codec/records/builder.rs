@@ -70,10 +70,17 @@ impl BatchOptions {
     }
 }
 
-/// Bytes of initialised scratch kept after the end of the record being written: every field
+/// Bytes of initialised scratch kept after the end of the record being written. Every field
 /// before the key and the value is stored as one 8-byte write whose unused tail the next field
-/// overwrites, so there must always be 8 writable bytes past a field's start.
-const SLACK: usize = 16;
+/// overwrites, so there must always be 8 writable bytes past a field's start; and a small
+/// record (see [`SMALL_FIELD`]) is written into a window of exactly this many bytes, a
+/// constant length against which the compiler proves its stores in bounds and drops the
+/// checks (about 15 instructions a record).
+const SLACK: usize = 320;
+
+/// Keys and values up to this size are copied with inline moves; a record whose key and value
+/// are both this small (and has no headers) fits in `SLACK` bytes, fields and slack included.
+const SMALL_FIELD: usize = 128;
 
 /// Appends records straight into one batch buffer, then seals the batch in place.
 ///
@@ -242,6 +249,35 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[Header<'_>],
     ) -> Result<i32> {
+        if headers.is_empty() {
+            self.append_short(timestamp, key, value, &[])
+        } else {
+            self.append_with_headers(timestamp, key, value, headers)
+        }
+    }
+
+    /// [`append`](Self::append) for a record with headers, kept out of line: the loop that
+    /// appends records without headers then holds no header slice in a register.
+    #[inline(never)]
+    fn append_with_headers(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> Result<i32> {
+        self.append_short(timestamp, key, value, headers)
+    }
+
+    /// The fast path of [`append`](Self::append), falling back to `append_general`.
+    #[inline(always)]
+    fn append_short(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[Header<'_>],
+    ) -> Result<i32> {
         // The common record (after the first of a batch): every field before the key and the
         // value length fit in two bytes each, and so does the record length. Then the fields
         // before the key are gathered into one word and written with one store, and only a
@@ -278,23 +314,18 @@ impl RecordBatchBuilder {
         if need > self.buf.len() {
             self.grow(need);
         }
-        let out = &mut self.buf[pos..need];
-        out[..8].copy_from_slice(&head.to_le_bytes());
-        let mut at = length_n + 1 + fields_n;
-        if let Some(key) = key {
-            at = put_slice_at(out, at, key);
-        }
-        out[at..at + 2].copy_from_slice(&(vl_w as u16).to_le_bytes());
-        at += vl_n;
-        if let Some(value) = value {
-            at = put_slice_at(out, at, value);
-        }
-        if headers.is_empty() {
-            out[at] = 0;
-            at += 1;
+        let head_n = length_n + 1 + fields_n;
+        let at = if headers.is_empty() && key_len <= SMALL_FIELD && value_len <= SMALL_FIELD {
+            // Key and value of at most SMALL_FIELD bytes: the record fits a window of
+            // constant size, against which the compiler proves every store in bounds.
+            let out = self.buf[pos..]
+                .first_chunk_mut::<SLACK>()
+                .expect("SLACK bytes past every record");
+            put_fields_at(out, head, head_n, key, vl_w, vl_n, value, headers)
         } else {
-            at = put_headers_at(out, at, headers);
-        }
+            let out = &mut self.buf[pos..][..total + SLACK];
+            put_fields_at(out, head, head_n, key, vl_w, vl_n, value, headers)
+        };
         debug_assert_eq!(at, total);
         self.pos = pos + total;
         self.max_timestamp = self.max_timestamp.max(timestamp);
@@ -593,7 +624,33 @@ fn len_i32(n: usize) -> i32 {
 
 /// Bytes the headers take after the record's fixed fields, header count included, minus
 /// the one byte already counted for an empty header count.
+#[inline(always)]
 fn headers_size(headers: &[Header<'_>]) -> usize {
+    // The common case, in a few instructions a header: under 64 headers (a one-byte count),
+    // every key and value under 2^13 bytes (length varints of one or two bytes).
+    if headers.len() < 64 {
+        let (mut n, mut all) = (0usize, 0usize);
+        for h in headers {
+            let k = h.key.len();
+            let v = h.value.map_or(0, <[u8]>::len);
+            all |= k | v;
+            // Two length varints (a null value is the one byte of -1), a second byte each
+            // from 64 bytes on, and the bytes. Wrapping: a long field is caught below.
+            n = n
+                .wrapping_add(2 + usize::from(k >= 64) + usize::from(v >= 64))
+                .wrapping_add(k)
+                .wrapping_add(v);
+        }
+        if all < 1 << 13 {
+            return n;
+        }
+    }
+    headers_size_long(headers)
+}
+
+/// [`headers_size`] for any headers.
+#[inline(never)]
+fn headers_size_long(headers: &[Header<'_>]) -> usize {
     let mut n = uvarint_len64(zigzag32(len_i32(headers.len())).into()) - 1;
     for h in headers {
         n = n
@@ -615,6 +672,38 @@ fn varint_word(v: u64, n: usize) -> u64 {
         i += 1;
     }
     x | (0x8080_8080_8080_8080 & ((1u64 << (8 * (n - 1))) - 1))
+}
+
+/// The fast path's stores: `head` (length, attributes, timestamp and offset deltas and key
+/// length, `head_n` bytes), the key, the value length, the value and the headers.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn put_fields_at(
+    out: &mut [u8],
+    head: u64,
+    head_n: usize,
+    key: Option<&[u8]>,
+    vl_w: u64,
+    vl_n: usize,
+    value: Option<&[u8]>,
+    headers: &[Header<'_>],
+) -> usize {
+    out[..8].copy_from_slice(&head.to_le_bytes());
+    let mut at = head_n;
+    if let Some(key) = key {
+        at = put_slice_at(out, at, key);
+    }
+    out[at..at + 2].copy_from_slice(&(vl_w as u16).to_le_bytes());
+    at += vl_n;
+    if let Some(value) = value {
+        at = put_slice_at(out, at, value);
+    }
+    if headers.is_empty() {
+        out[at] = 0;
+        at + 1
+    } else {
+        put_headers_at(out, at, headers)
+    }
 }
 
 /// A varint under 2^14 as (its bytes in a little-endian word, its length).
@@ -659,24 +748,23 @@ fn put_uvarint_at(out: &mut [u8], at: usize, v: u64, n: usize) -> usize {
 fn put_slice_at(out: &mut [u8], at: usize, src: &[u8]) -> usize {
     let n = src.len();
     let dst = &mut out[at..];
-    if n > 128 {
+    if n > SMALL_FIELD {
         dst[..n].copy_from_slice(src);
     } else if n > 16 {
         // Straight-line 16-byte moves, the upper half mirrored from the end so that it
         // overlaps the lower one. (A loop here is turned back into a `memcpy` call.)
         let dst = &mut dst[..n];
-        let mut copy16 = |at: usize| dst[at..at + 16].copy_from_slice(&src[at..at + 16]);
-        copy16(0);
-        copy16(n - 16);
+        copy16(dst, src, 0);
+        copy16(dst, src, n - 16);
         if n > 32 {
-            copy16(16);
-            copy16(n - 32);
+            copy16(dst, src, 16);
+            copy16(dst, src, n - 32);
         }
         if n > 64 {
-            copy16(32);
-            copy16(48);
-            copy16(n - 64);
-            copy16(n - 48);
+            copy16(dst, src, 32);
+            copy16(dst, src, 48);
+            copy16(dst, src, n - 64);
+            copy16(dst, src, n - 48);
         }
     } else if n >= 8 {
         dst[n - 8..n].copy_from_slice(&src[n - 8..]);
@@ -692,6 +780,13 @@ fn put_slice_at(out: &mut [u8], at: usize, src: &[u8]) -> usize {
     at + n
 }
 
+/// `dst[at..at + 16] = src[at..at + 16]`, one 16-byte move (always inlined: as a closure it
+/// was sometimes left a call).
+#[inline(always)]
+fn copy16(dst: &mut [u8], src: &[u8], at: usize) {
+    dst[at..at + 16].copy_from_slice(&src[at..at + 16]);
+}
+
 /// The rare 9- and 10-byte varints (timestamp deltas of more than 2^55 ms).
 #[cold]
 #[inline(never)]
@@ -704,18 +799,18 @@ fn put_long_uvarint_at(out: &mut [u8], mut at: usize, mut v: u64) {
     out[at] = v as u8;
 }
 
-/// Writes the header count and the headers at `out[at..]`; returns where they end.
+/// Writes the header count and the headers at `out[at..]`; returns where they end. Every
+/// length is at most `i32::MAX` here (`append` refuses larger records before writing), so
+/// its zig-zag form is twice the length.
+#[inline(always)]
 fn put_headers_at(out: &mut [u8], mut at: usize, headers: &[Header<'_>]) -> usize {
-    let count = u64::from(zigzag32(len_i32(headers.len())));
-    at = put_uvarint_at(out, at, count, uvarint_len64(count));
+    at = put_length_at(out, at, headers.len());
     for h in headers {
-        let kl = u64::from(zigzag32(len_i32(h.key.len())));
-        at = put_uvarint_at(out, at, kl, uvarint_len64(kl));
+        at = put_length_at(out, at, h.key.len());
         at = put_slice_at(out, at, h.key);
         match h.value {
             Some(v) => {
-                let vl = u64::from(zigzag32(len_i32(v.len())));
-                at = put_uvarint_at(out, at, vl, uvarint_len64(vl));
+                at = put_length_at(out, at, v.len());
                 at = put_slice_at(out, at, v);
             }
             None => {
@@ -725,6 +820,24 @@ fn put_headers_at(out: &mut [u8], mut at: usize, headers: &[Header<'_>]) -> usiz
         }
     }
     at
+}
+
+/// Writes the zig-zag varint of a length (at most `i32::MAX`) at `out[at..]`; returns where
+/// it ends. One or two bytes (under 8 KiB) take one 2-byte store.
+#[inline(always)]
+fn put_length_at(out: &mut [u8], at: usize, len: usize) -> usize {
+    let v = (len as u64) << 1;
+    if v < 1 << 14 {
+        let w = if v < 1 << 7 {
+            v
+        } else {
+            (v & 0x7f) | 0x80 | ((v >> 7) << 8)
+        };
+        out[at..at + 2].copy_from_slice(&(w as u16).to_le_bytes());
+        at + 1 + usize::from(v >= 1 << 7)
+    } else {
+        put_uvarint_at(out, at, v, uvarint_len64(v))
+    }
 }
 
 #[cfg(test)]

@@ -252,6 +252,61 @@ proptest! {
     }
 }
 
+/// Every size where the builder changes how it writes a field: the length varint's second
+/// byte (64), the inline copies (8, 16, 32, 64, 128 bytes), the small-record window (keys and
+/// values up to 128 bytes), two-byte varints (under 8 KiB) and header counts from 64 on.
+#[test]
+fn field_size_boundaries_roundtrip() {
+    const SIZES: [usize; 17] = [
+        0, 1, 3, 4, 7, 8, 15, 16, 17, 33, 63, 64, 65, 127, 128, 129, 8192,
+    ];
+    let field =
+        |n: usize, seed: usize| -> Vec<u8> { (0..n).map(|i| (i * 31 + seed) as u8).collect() };
+    let mut records = Vec::new();
+    for (i, &k) in SIZES.iter().enumerate() {
+        for &v in &SIZES {
+            let headers = match (k + v) % 3 {
+                0 => Vec::new(),
+                1 => vec![(field(k % 70, 1), Some(field(v, 2))), (Vec::new(), None)],
+                _ => (0..64 + i % 3)
+                    .map(|h| (field(h % 9, h), Some(field(h % 5, h))))
+                    .collect(),
+            };
+            records.push(TestRecord {
+                timestamp: 1_700_000_000_000 + (k * 1000 + v) as i64,
+                key: Some(field(k, 3)),
+                value: Some(field(v, 4)),
+                headers,
+            });
+        }
+    }
+    check_roundtrip(BatchOptions::default(), &records, &mut Compressor::new());
+    // The same records, smallest first, through one builder twice: the second batch is
+    // built in the first one's allocation, taken back once it was dropped.
+    records
+        .sort_by_key(|r| r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len));
+    let mut b = RecordBatchBuilder::new(BatchOptions::default());
+    let mut c = Compressor::new();
+    for _ in 0..2 {
+        for r in &records {
+            let headers: Vec<Header<'_>> = r
+                .headers
+                .iter()
+                .map(|(k, v)| Header {
+                    key: k,
+                    value: v.as_deref(),
+                })
+                .collect();
+            b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers)
+                .unwrap();
+        }
+        let batch = b.seal(&mut c).unwrap();
+        let decoded = decode_all(batch);
+        let got: Vec<TestRecord> = decoded[0].1.iter().map(|(_, r)| r.clone()).collect();
+        assert_eq!(got, records);
+    }
+}
+
 #[test]
 fn crc32c_known_answer() {
     assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
