@@ -331,21 +331,30 @@ fn ab() {
             };
             let mut out = BytesMut::with_capacity(batch.len() * 2);
             let mut best = [std::time::Duration::MAX; 4];
+            // Per round, kafka-protocol's time over ours: the two ran back to back, so a slow
+            // stretch of the machine slows both, and the ratio of the pair stays fair.
+            let (mut encode_ratios, mut decode_ratios) = (Vec::new(), Vec::new());
             for _ in 0..rounds {
+                let mut times = [std::time::Duration::ZERO; 4];
                 let t = std::time::Instant::now();
                 black_box(encode_ours(&w, &mut builder, &mut compressor, opts).len());
-                best[0] = best[0].min(t.elapsed());
+                times[0] = t.elapsed();
                 let t = std::time::Instant::now();
                 out.clear();
                 kp::RecordBatchEncoder::encode(&mut out, &kp_records, &kp_opts).unwrap();
                 black_box(out.len());
-                best[1] = best[1].min(t.elapsed());
+                times[1] = t.elapsed();
                 let t = std::time::Instant::now();
                 black_box(decode_ours(&mut decoder, &batch, with_headers));
-                best[2] = best[2].min(t.elapsed());
+                times[2] = t.elapsed();
                 let t = std::time::Instant::now();
                 black_box(decode_kafka_protocol(&batch, with_headers));
-                best[3] = best[3].min(t.elapsed());
+                times[3] = t.elapsed();
+                for (b, t) in best.iter_mut().zip(times) {
+                    *b = (*b).min(t);
+                }
+                encode_ratios.push(times[1].as_secs_f64() / times[0].as_secs_f64());
+                decode_ratios.push(times[3].as_secs_f64() / times[2].as_secs_f64());
             }
             // Same records, same layout: kafka-protocol's batch must be one batch too.
             let mut theirs = out.clone().freeze();
@@ -363,8 +372,20 @@ fn ab() {
                 best[3],
                 best[3].as_secs_f64() / best[2].as_secs_f64(),
             );
+            let (e, d) = (quantiles(&mut encode_ratios), quantiles(&mut decode_ratios));
+            println!(
+                "{name}/{codec}: paired ratios over {rounds} rounds (p10 / median / p90): encode {:.2} / {:.2} / {:.2}; decode {:.2} / {:.2} / {:.2}",
+                e[0], e[1], e[2], d[0], d[1], d[2],
+            );
         }
     }
+}
+
+/// p10, median and p90 of `v` (sorted in place).
+fn quantiles(v: &mut [f64]) -> [f64; 3] {
+    v.sort_unstable_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q) as usize];
+    [at(0.1), at(0.5), at(0.9)]
 }
 
 /// `CODEC_PROFILE=<op>` (`encode-ours`, `encode-kafka-protocol`, `decode-ours`,
