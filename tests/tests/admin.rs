@@ -1426,8 +1426,12 @@ async fn lag_owner_and_offset_reset_with_dry_run() {
                 "--group",
                 &g,
                 "--from-beginning",
+                // Commits soon after reading; exits once idle for 20 s, which leaves the
+                // checks below time enough on a slow machine.
+                "--consumer-property",
+                "auto.commit.interval.ms=500",
                 "--timeout-ms",
-                "12000",
+                "20000",
             ],
         )
     });
@@ -1548,7 +1552,7 @@ async fn describe_groups_of_either_protocol() {
                 "--consumer-property",
                 protocol,
                 "--timeout-ms",
-                "10000",
+                "20000",
             ],
         )
     });

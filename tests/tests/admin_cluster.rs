@@ -98,22 +98,25 @@ async fn reassignment_planned_throttled_and_followed_to_completion() {
         .await
         .unwrap();
     assert_eq!(outcome.partitions, 3);
-    let after = admin.current_assignment(&[&topic]).await.unwrap();
-    for (p, r) in &after {
-        assert_eq!(r.len(), 3, "{p}: {r:?}");
-    }
-    // (A dynamic-only broker config is not listed at all once deleted.)
-    let rate = admin
-        .describe_config(
-            &ConfigResource::Broker(2),
-            "follower.replication.throttled.rate",
-        )
-        .await
-        .unwrap();
-    assert!(
-        rate.as_ref().is_none_or(|r| r.is_default()),
-        "throttle removed: {rate:?}"
-    );
+    // Metadata comes from any broker, which may not have applied the last change yet.
+    let after = eventually("three replicas everywhere", || async {
+        let a = admin.current_assignment(&[&topic]).await.unwrap();
+        a.values().all(|r| r.len() == 3).then_some(a)
+    })
+    .await;
+    // (A dynamic-only broker config is not listed at all once deleted.) Broker 2 answers
+    // from its own config, which follows the controller's commit.
+    eventually("throttle removed", || async {
+        let rate = admin
+            .describe_config(
+                &ConfigResource::Broker(2),
+                "follower.replication.throttled.rate",
+            )
+            .await
+            .unwrap();
+        rate.as_ref().is_none_or(|r| r.is_default()).then_some(())
+    })
+    .await;
     assert!(admin
         .list_partition_reassignments(None)
         .await
@@ -139,8 +142,11 @@ async fn reassignment_planned_throttled_and_followed_to_completion() {
         .execute_reassignment(&plan, None, Duration::from_secs(120))
         .await
         .unwrap();
-    let after = admin.current_assignment(&[&topic]).await.unwrap();
-    assert!(after.values().all(|r| r.len() == 2), "{after:?}");
+    let after = eventually("two replicas everywhere", || async {
+        let a = admin.current_assignment(&[&topic]).await.unwrap();
+        a.values().all(|r| r.len() == 2).then_some(a)
+    })
+    .await;
     let plan = plan_remove_brokers(&after, &racks, &[3]).unwrap();
     assert_eq!(
         plan.moves.len(),
@@ -155,11 +161,13 @@ async fn reassignment_planned_throttled_and_followed_to_completion() {
         .execute_reassignment(&plan, Some(50_000_000), Duration::from_secs(120))
         .await
         .unwrap();
-    let drained = admin.current_assignment(&[&topic]).await.unwrap();
-    assert!(
-        drained.values().all(|r| !r.contains(&3) && r.len() == 2),
-        "{drained:?}"
-    );
+    eventually("broker 3 drained", || async {
+        let a = admin.current_assignment(&[&topic]).await.unwrap();
+        a.values()
+            .all(|r| !r.contains(&3) && r.len() == 2)
+            .then_some(())
+    })
+    .await;
 
     // Bad reassignments fail per partition: an unknown broker, an unknown partition.
     let bad = BTreeMap::from([

@@ -1084,8 +1084,12 @@ fn mixed_group_with_kcat_and_the_java_console_consumer() {
             assert!(Instant::now() < deadline, "never got an assignment");
         }
         // The group has three members with consumer protocol "range"; every partition
-        // is owned by someone.
+        // is owned by someone. A member that joined late (the Java one starts slowly on a
+        // loaded machine) leaves the group rebalancing for a while, and a rebalancing group
+        // is described without assignments: ask again until it has settled.
         let mut described = String::new();
+        let mut members = 0;
+        let mut owned = 0;
         for _ in 0..20 {
             described = k.tool_ok(
                 "consumer-groups",
@@ -1099,32 +1103,32 @@ fn mixed_group_with_kcat_and_the_java_console_consumer() {
                     "--verbose",
                 ],
             );
-            if described.lines().filter(|l| l.starts_with(&group)).count() >= 3 {
+            let lines: Vec<&str> = described
+                .lines()
+                .filter(|l| l.starts_with(&group))
+                .collect();
+            members = lines.len();
+            owned = described
+                .lines()
+                .find(|l| l.contains("#PARTITIONS"))
+                .and_then(|h| h.split_whitespace().position(|c| c == "#PARTITIONS"))
+                .map_or(0, |col| {
+                    lines
+                        .iter()
+                        .map(|l| {
+                            l.split_whitespace()
+                                .nth(col)
+                                .and_then(|s| s.parse::<usize>().ok())
+                                .unwrap_or(0)
+                        })
+                        .sum()
+                });
+            if members >= 3 && owned == 6 {
                 break;
             }
             let _ = c.poll(Duration::from_millis(500)).await.unwrap();
         }
-        let header: Vec<&str> = described
-            .lines()
-            .find(|l| l.contains("#PARTITIONS"))
-            .expect("a header line")
-            .split_whitespace()
-            .collect();
-        let col = header.iter().position(|h| *h == "#PARTITIONS").unwrap();
-        let members: Vec<&str> = described
-            .lines()
-            .filter(|l| l.starts_with(&group))
-            .collect();
-        assert_eq!(members.len(), 3, "{described}");
-        let owned: usize = members
-            .iter()
-            .map(|l| {
-                l.split_whitespace()
-                    .nth(col)
-                    .and_then(|s| s.parse::<usize>().ok())
-                    .unwrap_or(0)
-            })
-            .sum();
+        assert_eq!(members, 3, "{described}");
         assert_eq!(owned, 6, "partitions owned across members:\n{described}");
         c.close().await.unwrap();
     });
@@ -1731,7 +1735,7 @@ fn metrics_count_records_bytes_fetches_lag_rebalances_and_commit_failures() {
         assert!(joins >= 1, "the first join was not counted");
         let mut b = Consumer::connect(cfg()).await.unwrap();
         b.subscribe([topic.clone()]).unwrap();
-        split_in_two(&mut a, &mut b, Duration::from_secs(10)).await;
+        split_in_two(&mut a, &mut b, Duration::from_secs(60)).await;
         assert!(
             m.counter("kafka_consumer_rebalances_total") >= joins + 2,
             "{} rebalances counted after {joins}",
@@ -1794,7 +1798,7 @@ fn a_member_dropped_without_close_leaves_the_group_at_once() {
             drop(b);
             while a.assignment().len() != 2 {
                 assert!(
-                    dropped.elapsed() < Duration::from_secs(10),
+                    dropped.elapsed() < Duration::from_secs(20),
                     "{protocol:?}: the survivor holds {:?} {:?} after the drop",
                     a.assignment(),
                     dropped.elapsed()

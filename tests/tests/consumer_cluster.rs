@@ -233,14 +233,26 @@ fn leader_killed_while_consuming_nothing_acknowledged_is_skipped() {
         })
     };
 
-    std::thread::sleep(Duration::from_secs(3));
+    // Kill only once records flow (two clients must connect and the consumer join first).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let flowing = consumed.lock().unwrap().values().any(|v| !v.is_empty());
+        if flowing {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing consumed within 30 s, before the kill"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
     let before = consumed
         .lock()
         .unwrap()
         .values()
         .map(Vec::len)
         .sum::<usize>();
-    assert!(before > 0, "nothing consumed before the kill");
     k.kill_broker(victim);
     // Records keep arriving once the controller has moved the victim's partitions (it notices
     // a killed broker after broker.session.timeout.ms, 9 s by default) and the consumer has

@@ -582,15 +582,24 @@ fn transactions_commit_once_abort_invisibly_and_fence_zombies() {
         fresh_ack.await.unwrap();
         fresh.close(Duration::from_secs(10)).await.unwrap();
 
-        let committed = kcat_read(
-            kafka.bootstrap(),
-            &topic,
-            &["-X", "isolation.level=read_committed"],
-        );
-        let values: Vec<String> = committed
-            .iter()
-            .map(|l| l.splitn(4, '|').nth(3).unwrap().to_string())
-            .collect();
+        // EndTxn answers once the commit is prepared; the markers that let read_committed
+        // readers past the transaction follow. Read until the last commit shows (20 s).
+        let mut values: Vec<String> = Vec::new();
+        for _ in 0..40 {
+            let committed = kcat_read(
+                kafka.bootstrap(),
+                &topic,
+                &["-X", "isolation.level=read_committed"],
+            );
+            values = committed
+                .iter()
+                .map(|l| l.splitn(4, '|').nth(3).unwrap().to_string())
+                .collect();
+            if values.iter().any(|v| v == "fresh") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
         let mut want: Vec<String> = (0..50).map(|i| format!("committed-{i}")).collect();
         want.extend((0..20).map(|i| format!("second-{i}")));
         want.push("fresh".into());
