@@ -356,6 +356,8 @@ pub(crate) struct Accumulator {
     spare: Vec<BytesMut>,
     pub(crate) producer: ProducerIdentity,
     in_flight_per_node: HashMap<i32, usize>,
+    /// Where `drain` starts: one partition (and topic) further on each time.
+    drain_turn: usize,
     next_batch_id: u64,
     outstanding: BTreeSet<u64>,
     flush_until: u64,
@@ -414,6 +416,7 @@ impl Accumulator {
         Accumulator {
             cfg,
             topics: HashMap::default(),
+            drain_turn: 0,
             compressor,
             unsealable: Vec::new(),
             spare: Vec::new(),
@@ -966,8 +969,20 @@ impl Accumulator {
         let producer = self.producer;
         let flush_until = self.flush_until;
         let closing = self.closing;
-        for t in self.topics.values_mut() {
-            for (p, pq) in t.partitions.iter_mut().enumerate() {
+        // Each drain starts one partition (and one topic) further on, as the Java client's
+        // drain index does: when a request holds only a few batches (large batches against
+        // `max.request.size`) and every slot goes to the first partitions that are ready,
+        // fixed order would starve the others for as long as the first ones keep filling.
+        let turn = self.drain_turn;
+        self.drain_turn = self.drain_turn.wrapping_add(1);
+        let topic_count = self.topics.len().max(1);
+        let mut topics: Vec<&mut TopicQueues> = self.topics.values_mut().collect();
+        topics.rotate_left(turn % topic_count);
+        for t in topics {
+            let count = t.partitions.len();
+            for i in 0..count {
+                let p = (i + turn) % count;
+                let pq = &mut t.partitions[p];
                 if pq.open.is_none() && pq.queued.is_empty() {
                     continue;
                 }

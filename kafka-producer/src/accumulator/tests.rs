@@ -612,3 +612,34 @@ fn tokens_reach_the_handler_in_offset_order_after_the_ack_or_with_the_failure() 
     assert_eq!(seen[3].0, 99);
     assert!(seen[3].1.is_err());
 }
+
+/// When a request holds one batch (large batches against `max.request.size`), successive
+/// drains take turns among the partitions with something ready, instead of always serving the
+/// first one while it keeps filling (which held the others back for seconds in a live run).
+#[test]
+fn drains_take_turns_among_ready_partitions() {
+    let mut a = Accumulator::new(
+        AccumulatorConfig {
+            max_request_size: 250,
+            ..cfg()
+        },
+        Compressor::new(),
+        42,
+    );
+    a.producer = ProducerIdentity { id: 7, epoch: 3 };
+    a.ensure_topic("t", 2);
+    let t0 = Instant::now();
+    // Five full batches on each partition.
+    let _futs: Vec<_> = (0..20).map(|i| append(&mut a, i % 2, t0)).collect();
+    let later = t0 + Duration::from_millis(10);
+    let mut served = Vec::new();
+    for _ in 0..6 {
+        let mut jobs = drain(&mut a, later);
+        assert_eq!(jobs.len(), 1, "one request to the one broker");
+        let job = jobs.pop().unwrap();
+        assert_eq!(job.batches.len(), 1, "one batch fits a request");
+        served.push(job.batches[0].partition);
+        answer(&mut a, job, written, later);
+    }
+    assert_eq!(served, [0, 1, 0, 1, 0, 1], "partitions served in turn");
+}
