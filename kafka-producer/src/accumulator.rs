@@ -975,9 +975,11 @@ impl Accumulator {
         // fixed order would starve the others for as long as the first ones keep filling.
         let turn = self.drain_turn;
         self.drain_turn = self.drain_turn.wrapping_add(1);
-        let topic_count = self.topics.len().max(1);
         let mut topics: Vec<&mut TopicQueues> = self.topics.values_mut().collect();
-        topics.rotate_left(turn % topic_count);
+        if !topics.is_empty() {
+            let start = turn % topics.len();
+            topics.rotate_left(start);
+        }
         for t in topics {
             let count = t.partitions.len();
             for i in 0..count {

@@ -170,6 +170,16 @@ fn first_batch_acknowledged(a: &mut Accumulator, now: Instant) {
     }
 }
 
+/// After [`first_batch_acknowledged`], `records` more records on partition 0, flushed (two
+/// to a batch).
+fn batches_after_the_first(a: &mut Accumulator, now: Instant, records: usize) {
+    first_batch_acknowledged(a, now);
+    for _ in 0..records {
+        drop(append(a, 0, now));
+    }
+    a.begin_flush();
+}
+
 /// What the producer does with a completion once the lock is released: wake the records and
 /// run their callbacks, then let `flush` and `close` count the batches as done.
 fn deliver(a: &mut Accumulator, mut f: Followups) -> Followups {
@@ -233,11 +243,7 @@ fn a_batch_behind_later_acknowledged_ones_bumps_the_epoch_instead_of_waiting_for
     // is now behind the partition's, and OUT_OF_ORDER_SEQUENCE for it will never go away.
     let mut a = acc();
     let t0 = Instant::now();
-    first_batch_acknowledged(&mut a, t0);
-    for _ in 0..4 {
-        drop(append(&mut a, 0, t0));
-    }
-    a.begin_flush();
+    batches_after_the_first(&mut a, t0, 4);
     let ja = drain(&mut a, t0).pop().unwrap();
     let jb = drain(&mut a, t0).pop().unwrap();
     answer(&mut a, ja, || refused(KafkaCode::NotLeaderOrFollower), t0);
@@ -259,11 +265,7 @@ fn a_batch_behind_later_acknowledged_ones_bumps_the_epoch_instead_of_waiting_for
 fn a_retried_batch_keeps_its_bytes_and_goes_alone_before_later_ones() {
     let mut a = acc();
     let t0 = Instant::now();
-    first_batch_acknowledged(&mut a, t0);
-    for _ in 0..6 {
-        drop(append(&mut a, 0, t0));
-    }
-    a.begin_flush();
+    batches_after_the_first(&mut a, t0, 6);
     // Three batches of two records: all in flight at once (max 5 per node, one per request).
     let mut in_flight = Vec::new();
     for _ in 0..3 {

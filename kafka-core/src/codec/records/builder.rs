@@ -823,21 +823,11 @@ fn put_headers_at(out: &mut [u8], mut at: usize, headers: &[Header<'_>]) -> usiz
 }
 
 /// Writes the zig-zag varint of a length (at most `i32::MAX`) at `out[at..]`; returns where
-/// it ends. One or two bytes (under 8 KiB) take one 2-byte store.
+/// it ends.
 #[inline(always)]
 fn put_length_at(out: &mut [u8], at: usize, len: usize) -> usize {
     let v = (len as u64) << 1;
-    if v < 1 << 14 {
-        let w = if v < 1 << 7 {
-            v
-        } else {
-            (v & 0x7f) | 0x80 | ((v >> 7) << 8)
-        };
-        out[at..at + 2].copy_from_slice(&(w as u16).to_le_bytes());
-        at + 1 + usize::from(v >= 1 << 7)
-    } else {
-        put_uvarint_at(out, at, v, uvarint_len64(v))
-    }
+    put_uvarint_at(out, at, v, uvarint_len64(v))
 }
 
 #[cfg(test)]

@@ -15,19 +15,27 @@ pub(super) struct TestRecord {
     pub headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
+impl TestRecord {
+    /// The headers as the builder takes them.
+    pub(super) fn header_refs(&self) -> Vec<Header<'_>> {
+        self.headers
+            .iter()
+            .map(|(k, v)| Header {
+                key: k,
+                value: v.as_deref(),
+            })
+            .collect()
+    }
+}
+
 pub(super) fn build(
     opts: BatchOptions,
     records: &[TestRecord],
     compressor: &mut Compressor,
 ) -> Bytes {
     let mut b = RecordBatchBuilder::new(opts);
-    let mut headers = Vec::new();
     for r in records {
-        headers.clear();
-        headers.extend(r.headers.iter().map(|(k, v)| Header {
-            key: k,
-            value: v.as_deref(),
-        }));
+        let headers = r.header_refs();
         let before = b.estimated_size();
         let predicted =
             b.estimated_size_with(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers);
@@ -289,16 +297,13 @@ fn field_size_boundaries_roundtrip() {
     let mut c = Compressor::new();
     for _ in 0..2 {
         for r in &records {
-            let headers: Vec<Header<'_>> = r
-                .headers
-                .iter()
-                .map(|(k, v)| Header {
-                    key: k,
-                    value: v.as_deref(),
-                })
-                .collect();
-            b.append(r.timestamp, r.key.as_deref(), r.value.as_deref(), &headers)
-                .unwrap();
+            b.append(
+                r.timestamp,
+                r.key.as_deref(),
+                r.value.as_deref(),
+                &r.header_refs(),
+            )
+            .unwrap();
         }
         let batch = b.seal(&mut c).unwrap();
         let decoded = decode_all(batch);
@@ -1031,14 +1036,7 @@ fn fast_and_general_append_paths_at_every_boundary() {
                     value,
                     headers,
                 };
-                let hs: Vec<Header<'_>> = t
-                    .headers
-                    .iter()
-                    .map(|(k, v)| Header {
-                        key: k,
-                        value: v.as_deref(),
-                    })
-                    .collect();
+                let hs = t.header_refs();
                 let predicted =
                     b.estimated_size_with(t.timestamp, t.key.as_deref(), t.value.as_deref(), &hs);
                 assert_eq!(
