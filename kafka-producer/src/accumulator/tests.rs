@@ -29,7 +29,12 @@ fn cfg() -> AccumulatorConfig {
 }
 
 fn acc() -> Accumulator {
-    let mut a = Accumulator::new(cfg(), Compressor::new(), 42);
+    acc_with(cfg())
+}
+
+/// An accumulator with `cfg`, a producer id, and topic "t" of two partitions.
+fn acc_with(cfg: AccumulatorConfig) -> Accumulator {
+    let mut a = Accumulator::new(cfg, Compressor::new(), 42);
     a.producer = ProducerIdentity { id: 7, epoch: 3 };
     a.ensure_topic("t", 2);
     a
@@ -560,16 +565,10 @@ fn tokens_reach_the_handler_in_offset_order_after_the_ack_or_with_the_failure() 
             .unwrap()
             .push((token, r.map(|m| m.offset).map_err(|e| e.to_string())));
     };
-    let mut a = Accumulator::new(
-        AccumulatorConfig {
-            handler: Some(Handler(Arc::new(handler))),
-            ..cfg()
-        },
-        Compressor::new(),
-        42,
-    );
-    a.producer = ProducerIdentity { id: 7, epoch: 3 };
-    a.ensure_topic("t", 2);
+    let mut a = acc_with(AccumulatorConfig {
+        handler: Some(Handler(Arc::new(handler))),
+        ..cfg()
+    });
     let t0 = Instant::now();
     let token = |a: &mut Accumulator, p: i32, token: u64| {
         a.append(
@@ -620,16 +619,10 @@ fn tokens_reach_the_handler_in_offset_order_after_the_ack_or_with_the_failure() 
 /// first one while it keeps filling (which held the others back for seconds in a live run).
 #[test]
 fn drains_take_turns_among_ready_partitions() {
-    let mut a = Accumulator::new(
-        AccumulatorConfig {
-            max_request_size: 250,
-            ..cfg()
-        },
-        Compressor::new(),
-        42,
-    );
-    a.producer = ProducerIdentity { id: 7, epoch: 3 };
-    a.ensure_topic("t", 2);
+    let mut a = acc_with(AccumulatorConfig {
+        max_request_size: 250,
+        ..cfg()
+    });
     let t0 = Instant::now();
     // Five full batches on each partition.
     let _futs: Vec<_> = (0..20).map(|i| append(&mut a, i % 2, t0)).collect();
