@@ -36,6 +36,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod watch;
+pub use watch::{brokers_answer, diagnostics, output_within, UNRESPONSIVE_LIMIT};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -511,13 +514,20 @@ pub fn kafka_script() -> PathBuf {
     repo_root().join("scripts").join("kafka")
 }
 
+/// How long one `scripts/kafka` call may run: `up` may first fetch Kafka from Maven Central
+/// and wait for every node; anything else is a tool, a node action or `down`.
+fn script_limit(args: &[&str]) -> Duration {
+    match args.first() {
+        Some(&"up") => Duration::from_secs(1200),
+        _ => Duration::from_secs(300),
+    }
+}
+
 fn run_script(args: &[&str]) -> Output {
     let script = kafka_script();
-    Command::new("bash")
-        .arg(&script)
-        .args(args)
-        .current_dir(repo_root())
-        .output()
+    let mut cmd = Command::new("bash");
+    cmd.arg(&script).args(args).current_dir(repo_root());
+    output_within(cmd, script_limit(args))
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()))
 }
 
@@ -601,6 +611,7 @@ pub fn cluster(spec: ClusterSpec) -> &'static Cluster {
                 "this test binary already runs against {first:?}, which does not satisfy \
                  {spec:?}; one cluster per test binary: move these tests to their own file"
             );
+            watch::watch(cluster);
             cluster
         }
         Err(why) => panic!("no Kafka cluster for the tests: {why}"),
@@ -617,13 +628,13 @@ pub fn default_cluster() -> &'static Cluster {
 /// arguments (e.g. `-X isolation.level=read_committed`). Panics, naming kcat's error, when it
 /// fails.
 pub fn kcat_read(bootstrap: &str, topic: &str, extra: &[&str], format: &str) -> Vec<String> {
-    let out = Command::new("kcat")
-        .args(["-C", "-b", bootstrap, "-t", topic])
+    let mut kcat = Command::new("kcat");
+    kcat.args(["-C", "-b", bootstrap, "-t", topic])
         .args(["-o", "beginning", "-e", "-q", "-Z"])
         .args(extra)
-        .args(["-f", format])
-        .output()
-        .expect("kcat is installed by scripts/setup");
+        .args(["-f", format]);
+    let out =
+        output_within(kcat, Duration::from_secs(120)).expect("kcat is installed by scripts/setup");
     assert!(
         out.status.success(),
         "kcat failed: {}",

@@ -36,6 +36,19 @@ pub async fn admin_with(client: ClientConfig) -> Admin {
 /// Waits until every broker's metadata gives every partition of `topic` a leader (a new
 /// topic reaches the brokers through the metadata log, not all at the same moment).
 pub async fn wait_for_leaders(client: &Client, topic: &str, partitions: i32) {
+    // 20 s of polling, and never more than 60 s of clock however slowly the brokers answer.
+    if tokio::time::timeout(
+        Duration::from_secs(60),
+        poll_leaders(client, topic, partitions),
+    )
+    .await
+    .is_err()
+    {
+        panic!("no leaders for {topic} within 60 s");
+    }
+}
+
+async fn poll_leaders(client: &Client, topic: &str, partitions: i32) {
     for _ in 0..200 {
         let meta = client.refresh_metadata(&[topic]).await.unwrap();
         let mut everywhere = (0..partitions).all(|p| meta.leader(topic, p).is_some());
@@ -160,13 +173,20 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    for _ in 0..200 {
-        if let Some(v) = f().await {
-            return v;
+    // Bounded by the clock, not by a count of tries: a call that waits out its API timeout
+    // (a broker gone quiet) must not turn 200 tries into hours.
+    let polling = async {
+        loop {
+            if let Some(v) = f().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    match tokio::time::timeout(Duration::from_secs(20), polling).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what}: not seen within 20 s"),
     }
-    panic!("{what}: not seen within 20 s");
 }
 
 /// Milliseconds since the epoch: record timestamps must be recent, or time retention
