@@ -590,7 +590,39 @@ fn start(spec: &ClusterSpec) -> Result<Cluster, String> {
             cluster.security
         ));
     }
+    wait_for_full_view(&cluster, Duration::from_secs(60))?;
     Ok(cluster)
+}
+
+/// Waits until every broker lists every broker in its metadata. `up` returns once each node
+/// has started, but a broker learns of the others' registration through the metadata log a
+/// moment later: a test asking at once could see two brokers of three.
+fn wait_for_full_view(cluster: &Cluster, limit: Duration) -> Result<(), String> {
+    let want: Vec<i32> = cluster.brokers.iter().map(|b| b.id).collect();
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let mut missing = Vec::new();
+        for b in &cluster.brokers {
+            let Some(addr) = b.addr(Listener::Plaintext) else {
+                continue;
+            };
+            match metadata_broker_ids(addr) {
+                Ok(ids) if want.iter().all(|id| ids.contains(id)) => {}
+                Ok(ids) => missing.push(format!("broker {} lists {ids:?}", b.id)),
+                Err(e) => missing.push(format!("broker {}: {e}", b.id)),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "the brokers did not all see brokers {want:?} within {limit:?}: {}",
+                missing.join("; ")
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 static CLUSTER: OnceLock<(ClusterSpec, Result<Cluster, String>)> = OnceLock::new();
@@ -691,42 +723,15 @@ impl ApiVersionsV0 {
     }
 }
 
-/// Largest response [`api_versions_v0`] accepts; a real one is well under 2 KiB.
-const MAX_API_VERSIONS_RESPONSE: usize = 64 * 1024;
+/// Largest response the kit's hand-written requests accept; real ones are well under 2 KiB.
+const MAX_KIT_RESPONSE: usize = 64 * 1024;
 
 /// Sends an ApiVersions v0 request, written by hand on a plain `TcpStream`, to `addr` and
 /// decodes the response: a smoke check that needs no Kafka client. v0 is the one version
 /// every broker answers, even one that does not know the client's newer version.
 pub fn api_versions_v0(addr: &str, correlation_id: i32) -> io::Result<ApiVersionsV0> {
-    let sock_addr = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address {addr}")))?;
-    let mut stream = TcpStream::connect_timeout(&sock_addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-
-    let client_id = b"kafka-rs-test-kit";
-    let mut request = Vec::new();
-    request.extend_from_slice(&18i16.to_be_bytes()); // api_key: ApiVersions
-    request.extend_from_slice(&0i16.to_be_bytes()); // api_version
-    request.extend_from_slice(&correlation_id.to_be_bytes());
-    request.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
-    request.extend_from_slice(client_id);
-    let mut frame = (request.len() as i32).to_be_bytes().to_vec();
-    frame.extend_from_slice(&request);
-    stream.write_all(&frame)?;
-
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size)?;
-    let size = i32::from_be_bytes(size);
+    let body = round_trip(addr, 18, 0, correlation_id, &[])?;
     let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
-    if size < 0 || size as usize > MAX_API_VERSIONS_RESPONSE {
-        return Err(bad(format!("ApiVersions response size {size}")));
-    }
-    let mut body = vec![0u8; size as usize];
-    stream.read_exact(&mut body)?;
-
     let mut r = Reader(&body);
     let correlation_id = r.i32()?;
     let error_code = r.i16()?;
@@ -753,6 +758,78 @@ pub fn api_versions_v0(addr: &str, correlation_id: i32) -> io::Result<ApiVersion
     })
 }
 
+/// The node ids of the brokers that the broker at `addr` (a PLAINTEXT listener) lists in its
+/// metadata: Metadata v4, which every Kafka from 1.0 to 4.x serves, asking for no topics.
+pub fn metadata_broker_ids(addr: &str) -> io::Result<Vec<i32>> {
+    // Body: topics = empty array (v1+: no topics; null would be all), allow_auto_topic_creation.
+    let body = round_trip(addr, 3, 4, 0x6b17, &[0, 0, 0, 0, 0])?;
+    let mut r = Reader(&body);
+    let _correlation_id = r.i32()?;
+    let _throttle_ms = r.i32()?;
+    let count = r.i32()?;
+    // Each broker takes at least 14 bytes (id, two string lengths, port).
+    if count < 0 || count as usize > r.0.len() / 14 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "Metadata broker count {count} with {} bytes left",
+                r.0.len()
+            ),
+        ));
+    }
+    let mut ids = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        ids.push(r.i32()?);
+        r.skip_string()?; // host
+        r.i32()?; // port
+        r.skip_string()?; // rack (nullable)
+    }
+    Ok(ids)
+}
+
+/// One request (header v1 with the kit's client id, then `body`) and the response frame's
+/// bytes, over a fresh connection with short time limits.
+fn round_trip(
+    addr: &str,
+    api_key: i16,
+    api_version: i16,
+    correlation_id: i32,
+    body: &[u8],
+) -> io::Result<Vec<u8>> {
+    let sock_addr = addr
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("no address {addr}")))?;
+    let mut stream = TcpStream::connect_timeout(&sock_addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+
+    let client_id = b"kafka-rs-test-kit";
+    let mut request = Vec::new();
+    request.extend_from_slice(&api_key.to_be_bytes());
+    request.extend_from_slice(&api_version.to_be_bytes());
+    request.extend_from_slice(&correlation_id.to_be_bytes());
+    request.extend_from_slice(&(client_id.len() as i16).to_be_bytes());
+    request.extend_from_slice(client_id);
+    request.extend_from_slice(body);
+    let mut frame = (request.len() as i32).to_be_bytes().to_vec();
+    frame.extend_from_slice(&request);
+    stream.write_all(&frame)?;
+
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size)?;
+    let size = i32::from_be_bytes(size);
+    if size < 0 || size as usize > MAX_KIT_RESPONSE {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("response size {size} (api key {api_key})"),
+        ));
+    }
+    let mut response = vec![0u8; size as usize];
+    stream.read_exact(&mut response)?;
+    Ok(response)
+}
+
 struct Reader<'a>(&'a [u8]);
 
 impl Reader<'_> {
@@ -760,7 +837,7 @@ impl Reader<'_> {
         if self.0.len() < N {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                "ApiVersions response truncated",
+                "response truncated",
             ));
         }
         let (head, rest) = self.0.split_at(N);
@@ -774,6 +851,20 @@ impl Reader<'_> {
 
     fn i32(&mut self) -> io::Result<i32> {
         self.take::<4>().map(i32::from_be_bytes)
+    }
+
+    /// Skips a (nullable) string: int16 length, -1 for null, then the bytes.
+    fn skip_string(&mut self) -> io::Result<()> {
+        let len = self.i16()?;
+        let len = usize::try_from(len).unwrap_or(0);
+        if self.0.len() < len {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "response truncated",
+            ));
+        }
+        self.0 = &self.0[len..];
+        Ok(())
     }
 }
 

@@ -216,8 +216,24 @@ fn thread_summary(id: i32, node_dir: &Path) -> String {
                 .or_default() += 1;
         }
     }
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let fd_limit = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .ok()
+        .and_then(|l| {
+            l.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .map(|l| {
+                    l.split_whitespace()
+                        .skip(3)
+                        .take(2)
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+        })
+        .unwrap_or_default();
     let mut s = format!(
-        "-- broker {id}: threads by state {states:?} (dump in {})\n",
+        "-- broker {id}: {fds} open files (limit soft/hard {fd_limit}); threads by state \
+         {states:?} (dump in {})\n",
         file.display()
     );
     if let Some(at) = dump.find("Java-level deadlock") {

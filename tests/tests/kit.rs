@@ -1,6 +1,7 @@
-//! The test kit itself: the default cluster comes up and answers a hand-written ApiVersions v0.
+//! The test kit itself: the default cluster comes up, answers a hand-written ApiVersions v0,
+//! and every broker lists every broker in its metadata.
 
-use tests::{api_versions_v0, default_cluster, Listener};
+use tests::{api_versions_v0, default_cluster, metadata_broker_ids, Listener};
 
 #[test]
 fn default_cluster_answers_api_versions_v0() {
@@ -34,5 +35,19 @@ fn default_cluster_answers_api_versions_v0() {
             fetch.min_version,
             fetch.max_version
         );
+    }
+}
+
+#[test]
+fn every_broker_lists_every_broker() {
+    let cluster = default_cluster();
+    let mut want: Vec<i32> = cluster.brokers().iter().map(|b| b.id).collect();
+    want.sort_unstable();
+    for broker in cluster.brokers() {
+        let addr = broker.addr(Listener::Plaintext).unwrap();
+        let mut ids = metadata_broker_ids(addr)
+            .unwrap_or_else(|e| panic!("Metadata v4 to broker {} at {addr}: {e}", broker.id));
+        ids.sort_unstable();
+        assert_eq!(ids, want, "broker {} at {addr}", broker.id);
     }
 }
