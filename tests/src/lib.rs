@@ -31,7 +31,8 @@
 //! - `KAFKA_KIT_VERSION` picks the Kafka version of [`ClusterSpec::default`] (for example
 //!   `3.9.2` to run the whole suite against the older protocol versions).
 //! - When no broker can be had the kit panics with the reason and the tail of the script's
-//!   output: a missing broker is a failure, never a silent skip.
+//!   output: a missing broker is a failure, never a silent skip. A broker that dies or stops
+//!   answering later ends the test binary within minutes, with diagnostics (see `watch.rs`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
