@@ -515,11 +515,20 @@ pub fn kafka_script() -> PathBuf {
     repo_root().join("scripts").join("kafka")
 }
 
+/// Where `scripts/kafka` keeps the cluster's state (`KAFKA_KIT_DIR`, else `<repo>/.kafka`).
+fn state_dir() -> PathBuf {
+    std::env::var_os("KAFKA_KIT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".kafka"))
+}
+
 /// How long one `scripts/kafka` call may run: `up` may first fetch Kafka from Maven Central
-/// and wait for every node; anything else is a tool, a node action or `down`.
+/// and wait for every node; `status` only reads; anything else is a tool, a node action or
+/// `down`.
 fn script_limit(args: &[&str]) -> Duration {
     match args.first() {
         Some(&"up") => Duration::from_secs(1200),
+        Some(&"status") => Duration::from_secs(30),
         _ => Duration::from_secs(300),
     }
 }
@@ -576,10 +585,7 @@ fn start(spec: &ClusterSpec) -> Result<Cluster, String> {
         args.join(" "),
         started.elapsed().as_secs_f64()
     );
-    let state = std::env::var_os("KAFKA_KIT_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".kafka"));
-    let env_file = state.join("cluster.env");
+    let env_file = state_dir().join("cluster.env");
     let text = std::fs::read_to_string(&env_file)
         .map_err(|e| format!("cannot read {}: {e}", env_file.display()))?;
     let cluster = Cluster::from_env_text(&text)?;

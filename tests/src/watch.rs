@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::{api_versions_v0, repo_root, Cluster, Listener};
+use crate::{api_versions_v0, run_script, state_dir, Cluster, Listener};
 
 /// How long no broker of the cluster may fail to answer ApiVersions before the watchdog ends
 /// the test binary. Tests stop or pause one broker of three at a time, never all of them.
@@ -116,18 +116,9 @@ pub fn brokers_answer(cluster: &Cluster) -> Result<(), String> {
 /// time and size.
 pub fn diagnostics(cluster: &Cluster) -> String {
     let mut s = String::from("---- kafka test kit: cluster diagnostics ----\n");
-    let mut status = Command::new("bash");
-    status
-        .arg(crate::kafka_script())
-        .arg("status")
-        .current_dir(repo_root());
-    match output_within(status, Duration::from_secs(30)) {
-        Ok(o) => {
-            s.push_str(&String::from_utf8_lossy(&o.stdout));
-            s.push_str(&String::from_utf8_lossy(&o.stderr));
-        }
-        Err(e) => s.push_str(&format!("scripts/kafka status: {e}\n")),
-    }
+    let status = run_script(&["status"]);
+    s.push_str(&String::from_utf8_lossy(&status.stdout));
+    s.push_str(&String::from_utf8_lossy(&status.stderr));
     s.push_str(&format!(
         "brokers answering ApiVersions: {}\n",
         match brokers_answer(cluster) {
@@ -163,13 +154,8 @@ pub fn diagnostics(cluster: &Cluster) -> String {
             s.push_str(&thread_summary(b.id, dir));
         }
     }
-    let state = cluster
-        .env("KAFKA_KIT_DIR")
-        .map(Path::new)
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| repo_root().join(".kafka"));
     let mut df = Command::new("df");
-    df.arg("-h").arg(&state);
+    df.arg("-h").arg(state_dir());
     if let Ok(o) = output_within(df, Duration::from_secs(10)) {
         s.push_str(&String::from_utf8_lossy(&o.stdout));
     }
@@ -217,18 +203,16 @@ fn thread_summary(id: i32, node_dir: &Path) -> String {
         }
     }
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    let fd_limit = std::fs::read_to_string(format!("/proc/{pid}/limits"))
-        .ok()
-        .and_then(|l| {
-            l.lines()
-                .find(|l| l.starts_with("Max open files"))
-                .map(|l| {
-                    l.split_whitespace()
-                        .skip(3)
-                        .take(2)
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
+    // "Max open files  <soft>  <hard>  files"
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_default();
+    let fd_limit = limits
+        .lines()
+        .find_map(|l| l.strip_prefix("Max open files"))
+        .map(|rest| {
+            rest.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("/")
         })
         .unwrap_or_default();
     let mut s = format!(
